@@ -1,0 +1,1 @@
+"""tollkeeper: a self-hosted LLM API gateway built as a mitmproxy addon."""

@@ -1,0 +1,1 @@
+"""Metering: usage from provider responses (JSON and streams) and offline token estimates."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, engine and migrations, and keyword-only query functions."""

@@ -1,0 +1,176 @@
+"""Virtual keys: create, list, show, revoke, rotate, update. Each change is audited."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from addon import keys
+from addon.store.audit_repo import record_event
+from addon.store.errors import Conflict, NotFound
+from addon.store.models import VirtualKey, utcnow
+
+BUDGET_PERIODS = ("total", "daily", "monthly")
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Everything about a key except its identity and secret."""
+
+    expires_at: datetime | None = None
+    allowed_providers: tuple[str, ...] = ()
+    allowed_models: tuple[str, ...] = ()
+    budget_picousd: int | None = None
+    budget_period: str = "total"
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _apply_policy(row: VirtualKey, policy: KeyPolicy) -> None:
+    if policy.budget_period not in BUDGET_PERIODS:
+        raise ValueError(f"budget period must be one of {', '.join(BUDGET_PERIODS)}")
+    row.expires_at = policy.expires_at
+    row.allowed_providers = ",".join(policy.allowed_providers)
+    row.allowed_models = ",".join(policy.allowed_models)
+    row.budget_picousd = policy.budget_picousd
+    row.budget_period = policy.budget_period
+    row.rpm = policy.rpm
+    row.tpm = policy.tpm
+    row.max_parallel = policy.max_parallel
+    row.metadata_json = json.dumps(policy.metadata or {})
+
+
+def create_key(
+    *, session: Session, project: str, policy: KeyPolicy, actor: str
+) -> tuple[VirtualKey, str]:
+    """Create a key; return the row and the full secret key (shown once, never stored)."""
+    if not project.strip():
+        raise ValueError("project must not be empty")
+    for _ in range(5):
+        key_id = keys.new_key_id()
+        full = keys.format_key(key_id, keys.new_secret())
+        row = VirtualKey(
+            id=key_id, project=project, secret_hash=keys.hash_key(full), created_by=actor
+        )
+        _apply_policy(row, policy)
+        session.add(row)
+        record_event(
+            session=session,
+            actor=actor,
+            action="key.created",
+            target=key_id,
+            details={"project": project},
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # key id collision: astronomically rare, retry
+            session.rollback()
+            continue
+        session.refresh(row)
+        return row, full
+    raise Conflict("could not allocate a unique key id")
+
+
+def get_key(*, session: Session, key_id: str) -> VirtualKey:
+    row = session.get(VirtualKey, key_id)
+    if row is None:
+        raise NotFound(f"no virtual key with id {key_id!r}")
+    return row
+
+
+def list_keys(*, session: Session, include_inactive: bool = False) -> list[VirtualKey]:
+    rows = list(session.exec(select(VirtualKey).order_by(col(VirtualKey.created_at))))
+    if include_inactive:
+        return rows
+    now = utcnow()
+    return [r for r in rows if is_active(r, now)]
+
+
+def is_active(row: VirtualKey, now: datetime) -> bool:
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
+
+
+def revoke_key(*, session: Session, key_id: str, actor: str, reason: str | None) -> VirtualKey:
+    row = get_key(session=session, key_id=key_id)
+    if row.revoked_at is not None:
+        raise Conflict(f"key {key_id} is already revoked")
+    now = utcnow()
+    row.revoked_at, row.revoked_by, row.revoke_reason, row.updated_at = now, actor, reason, now
+    session.add(row)
+    record_event(
+        session=session,
+        actor=actor,
+        action="key.revoked",
+        target=key_id,
+        details={"reason": reason or ""},
+    )
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def rotate_key(*, session: Session, key_id: str, actor: str) -> tuple[VirtualKey, str]:
+    """New secret, same id, policy and history; the old secret stops working."""
+    row = get_key(session=session, key_id=key_id)
+    if row.revoked_at is not None:
+        raise Conflict(f"key {key_id} is revoked; create a new one")
+    full = keys.format_key(key_id, keys.new_secret())
+    row.secret_hash, row.updated_at = keys.hash_key(full), utcnow()
+    session.add(row)
+    record_event(session=session, actor=actor, action="key.rotated", target=key_id)
+    session.commit()
+    session.refresh(row)
+    return row, full
+
+
+def update_key(*, session: Session, key_id: str, changes: dict[str, Any], actor: str) -> VirtualKey:
+    """Apply policy changes (field name → new value) to a live key."""
+    row = get_key(session=session, key_id=key_id)
+    current = policy_of(row)
+    merged = KeyPolicy(**{**current.__dict__, **changes})
+    _apply_policy(row, merged)
+    row.updated_at = utcnow()
+    session.add(row)
+    record_event(
+        session=session,
+        actor=actor,
+        action="key.updated",
+        target=key_id,
+        details={k: _jsonable(v) for k, v in changes.items()},
+    )
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def policy_of(row: VirtualKey) -> KeyPolicy:
+    return KeyPolicy(
+        expires_at=row.expires_at,
+        allowed_providers=_split(row.allowed_providers),
+        allowed_models=_split(row.allowed_models),
+        budget_picousd=row.budget_picousd,
+        budget_period=row.budget_period,
+        rpm=row.rpm,
+        tpm=row.tpm,
+        max_parallel=row.max_parallel,
+        metadata=json.loads(row.metadata_json or "{}"),
+    )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(p for p in (s.strip() for s in value.split(",")) if p)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, tuple):
+        return list(v)
+    return v

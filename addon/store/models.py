@@ -1,0 +1,118 @@
+"""SQLModel tables. All times are timezone-aware and stored in UTC.
+
+Token convention for ``usage_records`` (the same for every provider):
+
+- ``input_tokens``: every prompt token, *including* cache reads and cache writes
+  (OpenAI reports it this way; for Anthropic it is ``input + cache_creation + cache_read``).
+- ``cached_input_tokens``: cache reads, a subset of ``input_tokens``.
+- ``cache_write_tokens``: cache writes, a subset of ``input_tokens``.
+- ``output_tokens``: every generated token *including* reasoning (Gemini thoughts are added).
+- ``reasoning_tokens``: reasoning/thinking tokens, a subset of ``output_tokens``.
+
+Money is integer picodollars (1e-12 USD): exact for prices with up to six decimals per
+million tokens. ``cost_picousd`` is NULL when the model has no known price.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class VirtualKey(SQLModel, table=True):
+    __tablename__ = "virtual_keys"
+
+    id: str = Field(primary_key=True, max_length=16)
+    project: str = Field(index=True, max_length=200)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = Field(default="", max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = Field(default=None, max_length=200)
+    revoke_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    allowed_providers: str = Field(default="", max_length=1000)  # comma-separated, "" = any
+    allowed_models: str = Field(default="", max_length=2000)  # comma-separated globs
+    budget_picousd: int | None = Field(default=None, sa_column=Column(BigInteger))
+    budget_period: str = Field(default="total", max_length=16)
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    metadata_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class RealKey(SQLModel, table=True):
+    __tablename__ = "real_keys"
+    __table_args__ = (UniqueConstraint("provider", "label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(index=True, max_length=64)
+    label: str = Field(max_length=200)
+    base_url: str | None = Field(default=None, max_length=2000)
+    ciphertext: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    env_ref: str | None = Field(default=None, max_length=200)
+    last4: str = Field(max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    status: str = Field(default="healthy", max_length=16)  # healthy | cooling | disabled
+    cooldown_until: datetime | None = None
+    consecutive_auth_failures: int = 0
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class UsageRecord(SQLModel, table=True):
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_time", "created_at"),
+        Index("ix_usage_key_time", "virtual_key_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    virtual_key_id: str | None = Field(default=None, max_length=16)
+    project: str | None = Field(default=None, max_length=200)
+    provider: str = Field(max_length=64)
+    real_key_label: str | None = Field(default=None, max_length=200)
+    endpoint: str = Field(default="", max_length=200)
+    model: str | None = Field(default=None, max_length=200)
+    status_code: int | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_picousd: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    latency_ms: int | None = None
+    ttfb_ms: int | None = None
+    streamed: bool = False
+    estimated: bool = False
+    error_kind: str | None = Field(default=None, max_length=64)
+    provider_request_id: str | None = Field(default=None, max_length=200)
+    extras_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    target: str = Field(max_length=300)
+    details_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class PriceOverride(SQLModel, table=True):
+    __tablename__ = "price_overrides"
+
+    model: str = Field(primary_key=True, max_length=200)
+    prices_json: str = Field(sa_column=Column(Text, nullable=False))  # decimal strings per Mtok
+    updated_at: datetime = Field(default_factory=utcnow)

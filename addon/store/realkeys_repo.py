@@ -1,0 +1,92 @@
+"""Real provider keys: a pool per provider, stored encrypted (or as an env reference)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from addon.store.audit_repo import record_event
+from addon.store.errors import Conflict, NotFound
+from addon.store.models import RealKey, utcnow
+from addon.vault import Vault, last4
+
+
+def add_real_key(
+    *,
+    session: Session,
+    vault: Vault,
+    provider: str,
+    label: str,
+    secret: str | None,
+    env_ref: str | None,
+    base_url: str | None,
+    actor: str,
+) -> RealKey:
+    """Store a real key: encrypted when ``secret`` is given, else as a reference to ``env_ref``."""
+    if (secret is None) == (env_ref is None):
+        raise ValueError("give exactly one of secret or env_ref")
+    row = RealKey(
+        provider=provider,
+        label=label,
+        base_url=base_url,
+        ciphertext=vault.encrypt(secret) if secret is not None else None,
+        env_ref=env_ref,
+        last4=last4(secret) if secret is not None else "$env",
+    )
+    session.add(row)
+    record_event(
+        session=session,
+        actor=actor,
+        action="real_key.added",
+        target=f"{provider}/{label}",
+        details={"base_url": base_url or "", "stored_as": "env_ref" if env_ref else "encrypted"},
+    )
+    try:
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise Conflict(f"provider {provider} already has a key labelled {label!r}") from e
+    session.refresh(row)
+    return row
+
+
+def list_real_keys(*, session: Session, provider: str | None = None) -> list[RealKey]:
+    stmt = select(RealKey).order_by(col(RealKey.provider), col(RealKey.label))
+    if provider is not None:
+        stmt = stmt.where(RealKey.provider == provider)
+    return list(session.exec(stmt))
+
+
+def remove_real_key(*, session: Session, provider: str, label: str, actor: str) -> None:
+    row = session.exec(
+        select(RealKey).where(RealKey.provider == provider, RealKey.label == label)
+    ).first()
+    if row is None:
+        raise NotFound(f"no {provider} key labelled {label!r}")
+    session.delete(row)
+    record_event(
+        session=session, actor=actor, action="real_key.removed", target=f"{provider}/{label}"
+    )
+    session.commit()
+
+
+def record_health(
+    *,
+    session: Session,
+    key_id: int,
+    status: str,
+    cooldown_until: datetime | None,
+    auth_failures: int,
+    last_error: str | None,
+) -> None:
+    """Persist a key's health as the gateway saw it (called from the writer thread)."""
+    row = session.get(RealKey, key_id)
+    if row is None:
+        return
+    row.status, row.cooldown_until = status, cooldown_until
+    row.consecutive_auth_failures, row.last_error = auth_failures, last_error
+    row.updated_at = utcnow()
+    session.add(row)
+    session.commit()

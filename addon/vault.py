@@ -1,0 +1,64 @@
+"""Encryption of real provider keys at rest (Fernet, from the ``cryptography`` package).
+
+The master key comes from ``TOLLKEEPER_MASTER_KEY`` or, failing that, from a 0600 file in
+the home directory that is created on first use. A real key may instead be stored as a
+reference to an environment variable, read when it is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class VaultError(Exception):
+    """A real key cannot be decrypted or resolved (wrong master key, missing env var)."""
+
+
+def load_master_key(path: Path, *, create: bool = True) -> bytes:
+    env = os.environ.get("TOLLKEEPER_MASTER_KEY")
+    if env:
+        return env.strip().encode()
+    if path.exists():
+        return path.read_bytes().strip()
+    if not create:
+        raise VaultError(f"no master key: set TOLLKEEPER_MASTER_KEY or create {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    return key
+
+
+class Vault:
+    def __init__(self, master_key: bytes) -> None:
+        try:
+            self._fernet = Fernet(master_key)
+        except (ValueError, TypeError) as e:
+            raise VaultError("master key is not a valid Fernet key") from e
+
+    def encrypt(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as e:
+            raise VaultError("real key cannot be decrypted with this master key") from e
+
+    def resolve(self, *, ciphertext: str | None, env_ref: str | None) -> str:
+        if env_ref:
+            value = os.environ.get(env_ref)
+            if not value:
+                raise VaultError(f"environment variable {env_ref} is not set")
+            return value
+        if ciphertext:
+            return self.decrypt(ciphertext)
+        raise VaultError("real key has neither ciphertext nor env reference")
+
+
+def last4(secret: str) -> str:
+    return secret[-4:] if len(secret) >= 8 else "****"

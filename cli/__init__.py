@@ -1,0 +1,1 @@
+"""The `tollkeeper` command line: key management and usage reports."""
