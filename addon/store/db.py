@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,6 +89,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; cheap when it is already there."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = _alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:

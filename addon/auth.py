@@ -1,0 +1,57 @@
+"""Who is calling: the presented credential, and whether its key may make this request.
+
+Pure functions over plain values; the hooks feed them headers and the key snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from addon import keys
+from addon.errors import InvalidKey, NotAllowed
+from addon.keycache import KeyInfo
+from addon.providers.base import ANTHROPIC, Provider
+
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
+def presented_credential(provider: Provider, headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    if provider.auth == ANTHROPIC:
+        return headers.get("x-api-key", "").strip() or bearer or None
+    return bearer or None
+
+
+def key_id_of(presented: str | None) -> str:
+    if not presented:
+        raise InvalidKey("Missing API key: send your tollkeeper virtual key as the API key.")
+    try:
+        return keys.parse_key(presented)
+    except keys.MalformedKey:
+        if keys.looks_like_provider_key(presented):
+            raise InvalidKey(
+                "A provider API key was sent to the tollkeeper gateway; use a virtual key."
+            ) from None
+        raise InvalidKey("Incorrect API key provided: not a tollkeeper virtual key.") from None
+
+
+def check_key(presented: str, info: KeyInfo | None, provider: str, now: datetime) -> KeyInfo:
+    if info is None or not keys.matches(presented, info.secret_hash):
+        raise InvalidKey("Incorrect API key provided: unknown tollkeeper virtual key.")
+    if info.revoked:
+        raise InvalidKey(f"The virtual key {info.id} has been revoked.")
+    if info.expires_at is not None and info.expires_at <= now:
+        raise InvalidKey(f"The virtual key {info.id} has expired.")
+    if info.allowed_providers and provider not in info.allowed_providers:
+        raise NotAllowed(f"The virtual key {info.id} may not use provider {provider}.")
+    return info
+
+
+def check_model(info: KeyInfo, model: str | None) -> None:
+    if not info.allowed_models:
+        return
+    if model is None or not any(fnmatchcase(model, pat) for pat in info.allowed_models):
+        raise NotAllowed(f"The virtual key {info.id} may not use model {model or '(none)'}.")

@@ -1,0 +1,41 @@
+"""Per-flow state the hooks keep in memory (never in flow.metadata: it holds live objects)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from addon.errors import GatewayError
+from addon.keycache import KeyInfo, RealKeyInfo
+from addon.metering.stream import StreamMeter
+from addon.providers.base import Provider
+
+REDACTED = "[tollkeeper:redacted]"
+
+
+@dataclass
+class FlowState:
+    provider: Provider
+    api: str
+    endpoint: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: float = field(default_factory=time.time)
+    key: KeyInfo | None = None
+    real_key: RealKeyInfo | None = None
+    secret: str | None = None  # the real key, in memory only
+    secret_header: str | None = None  # where the injector puts it
+    secret_value: str | None = None  # the full header value carrying it
+    model: str | None = None
+    injected_usage: bool = False
+    meter: StreamMeter | None = None
+    rejected: GatewayError | None = None
+    forwarded: bool = False
+    timed_out: bool = False
+    ttfb_ms: int | None = None
+    upstream: tuple[str, int] | None = None
+    timer: asyncio.TimerHandle | None = None
+    request_body: bytes | None = None
+    flow: Any = None  # the live flow, to disarm and record it at shutdown

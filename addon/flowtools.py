@@ -1,0 +1,86 @@
+"""Small helpers that act on flows for the hooks: rejections, annotations, scrubbing."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from mitmproxy import http
+
+from addon.errors import GatewayError, render
+from addon.flowstate import FlowState
+from addon.metering.usage import Usage
+from addon.pricing.cost import format_usd
+
+
+def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
+    state.rejected = err
+    flow.request.stream = False
+    status, body, headers = render(err, state.provider.error_shape)
+    flow.response = http.Response.make(status, body, headers)
+    flow.marked = ":no_entry:"
+    flow.comment = f"tollkeeper rejected ({err.code}): {err.message}"
+
+
+def ms_since(start: float) -> int:
+    return max(0, int((time.time() - start) * 1000))
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def scrub(flow: http.HTTPFlow, secret: str) -> None:
+    """Remove a real key that an upstream echoed back in a (buffered) response."""
+    resp = flow.response
+    if resp is None or len(secret) < 8:
+        return
+    for name, value in list(resp.headers.items()):
+        if secret in value:
+            resp.headers[name] = value.replace(secret, "[tollkeeper:redacted]")
+    content = resp.raw_content
+    plain = resp.headers.get("content-encoding") in (None, "", "identity")
+    if content is not None and plain and secret.encode() in content:
+        resp.content = content.replace(secret.encode(), b"[tollkeeper:redacted]")
+
+
+def comment(
+    state: FlowState, model: str | None, usage: Usage | None, cost_picousd: int | None
+) -> str:
+    project = state.key.project if state.key else "?"
+    parts = [project, model or "?"]
+    if usage is None:
+        parts.append("usage: estimated later")
+    else:
+        parts.append(f"{usage.input_tokens} in / {usage.output_tokens} out")
+        if usage.cached_input_tokens:
+            parts.append(f"{usage.cached_input_tokens} cached")
+    parts.append("unpriced" if cost_picousd is None else f"${format_usd(cost_picousd)}")
+    return " · ".join(parts)
+
+
+def error_kind(msg: str, state: FlowState) -> str:
+    low = msg.lower()
+    if state.timed_out:
+        return "upstream_timeout"
+    if "client disconnected" in low:
+        return "client_disconnected"
+    if "killed" in low:
+        return "killed"
+    if "server connection" in low or "connect" in low or "name or service" in low:
+        return "upstream_unreachable"
+    if "server disconnected" in low or "peer closed" in low or "server closed" in low:
+        return "upstream_disconnected"
+    return "proxy_error"

@@ -1,0 +1,139 @@
+"""In-memory snapshot of virtual and real keys, refreshed from the database by a thread.
+
+Hooks read the snapshot without I/O. A revocation made by the CLI (in any process) is
+seen within ``interval_s``. A key id missing from the snapshot (created a moment ago) can
+be looked up once with ``load_one`` from a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from addon.store.keys_repo import policy_of
+from addon.store.models import RealKey, VirtualKey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    project: str
+    secret_hash: str
+    expires_at: datetime | None
+    revoked: bool
+    allowed_providers: tuple[str, ...]
+    allowed_models: tuple[str, ...]
+    budget_picousd: int | None
+    budget_period: str
+    rpm: int | None
+    tpm: int | None
+    max_parallel: int | None
+
+
+@dataclass(frozen=True)
+class RealKeyInfo:
+    id: int
+    provider: str
+    label: str
+    base_url: str | None
+    ciphertext: str | None
+    env_ref: str | None
+    status: str
+    cooldown_until: datetime | None
+    auth_failures: int
+
+
+def _key_info(row: VirtualKey) -> KeyInfo:
+    p = policy_of(row)
+    return KeyInfo(
+        id=row.id,
+        project=row.project,
+        secret_hash=row.secret_hash,
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
+        allowed_providers=p.allowed_providers,
+        allowed_models=p.allowed_models,
+        budget_picousd=p.budget_picousd,
+        budget_period=p.budget_period,
+        rpm=p.rpm,
+        tpm=p.tpm,
+        max_parallel=p.max_parallel,
+    )
+
+
+def _real_info(row: RealKey) -> RealKeyInfo:
+    assert row.id is not None
+    return RealKeyInfo(
+        id=row.id,
+        provider=row.provider,
+        label=row.label,
+        base_url=row.base_url,
+        ciphertext=row.ciphertext,
+        env_ref=row.env_ref,
+        status=row.status,
+        cooldown_until=row.cooldown_until,
+        auth_failures=row.consecutive_auth_failures,
+    )
+
+
+class KeyCache:
+    def __init__(self, engine: Engine, *, interval_s: float = 0.5) -> None:
+        self._engine = engine
+        self._interval_s = interval_s
+        self.keys: dict[str, KeyInfo] = {}
+        self.real_keys: dict[str, tuple[RealKeyInfo, ...]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self.on_refresh: Callable[[Session], None] | None = None  # e.g. reload price overrides
+
+    def refresh(self) -> None:
+        """Replace the snapshot with the database's current state (worker thread only)."""
+        with Session(self._engine) as s:
+            vkeys = {r.id: _key_info(r) for r in s.exec(select(VirtualKey))}
+            pools: dict[str, list[RealKeyInfo]] = {}
+            for r in s.exec(select(RealKey).order_by(RealKey.id)):  # type: ignore[arg-type]
+                pools.setdefault(r.provider, []).append(_real_info(r))
+            if self.on_refresh is not None:
+                self.on_refresh(s)
+        self.keys = vkeys  # whole-dict assignment: readers never see a half-built map
+        self.real_keys = {k: tuple(v) for k, v in pools.items()}
+
+    def load_one(self, key_id: str) -> KeyInfo | None:
+        with Session(self._engine) as s:
+            row = s.get(VirtualKey, key_id)
+        if row is None:
+            return None
+        info = _key_info(row)
+        self.keys = {**self.keys, key_id: info}
+        return info
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="tollkeeper-keycache", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.refresh()
+                if self._failing:
+                    log.warning("tollkeeper: key cache refresh works again")
+                self._failing = False
+            except Exception as e:  # noqa: BLE001 - keep serving the last snapshot
+                if not self._failing:
+                    log.warning("tollkeeper: key cache refresh failed (%s); keeping last", e)
+                self._failing = True

@@ -1,0 +1,69 @@
+"""The addon's mitmproxy options, turned into one typed, frozen config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from addon import settings
+
+OPTION_NAMES = frozenset(
+    {
+        "tollkeeper_home",
+        "tollkeeper_db",
+        "tollkeeper_refresh_ms",
+        "tollkeeper_upstream_timeout",
+        "tollkeeper_probe_upstream",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: settings.Settings
+    refresh_s: float
+    upstream_timeout_s: int  # 0 = no gateway-side timeout
+    probe_upstream: bool
+
+
+def declare(loader: Any) -> None:
+    loader.add_option(
+        "tollkeeper_home",
+        str,
+        "",
+        "tollkeeper data directory (default $TOLLKEEPER_HOME or ~/.tollkeeper)",
+    )
+    loader.add_option(
+        "tollkeeper_db", str, "", "SQLAlchemy URL (default $TOLLKEEPER_DB or SQLite in the home)"
+    )
+    loader.add_option(
+        "tollkeeper_refresh_ms", int, 500, "how often keys and revocations are re-read (ms)"
+    )
+    loader.add_option(
+        "tollkeeper_upstream_timeout",
+        int,
+        600,
+        "seconds to wait for the provider's response headers before answering 504 (0 = never)",
+    )
+    loader.add_option(
+        "tollkeeper_probe_upstream",
+        bool,
+        True,
+        "check that an upstream accepts connections (when idle for 30 s) to answer a clean 502",
+    )
+
+
+def parse(options: Any) -> Config:
+    """Build the config; raises ValueError with a message fit for OptionsError."""
+    if options.tollkeeper_refresh_ms < 50:
+        raise ValueError("tollkeeper_refresh_ms must be at least 50")
+    if options.tollkeeper_upstream_timeout < 0:
+        raise ValueError("tollkeeper_upstream_timeout must not be negative")
+    return Config(
+        settings=settings.resolve(
+            home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
+        ),
+        refresh_s=options.tollkeeper_refresh_ms / 1000,
+        upstream_timeout_s=options.tollkeeper_upstream_timeout,
+        probe_upstream=options.tollkeeper_probe_upstream,
+    )

@@ -1,0 +1,125 @@
+"""From what a flow showed to one usage record: estimates where usage is missing, and cost.
+
+``finish`` runs on the writer thread (tiktoken is CPU work); ``price`` is cheap and also
+used by the hooks for the mitmweb comment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from addon.metering.estimate import count_tokens, estimate_prompt_tokens
+from addon.metering.usage import MeterResult, Usage
+from addon.pricing.cost import cost_picousd
+from addon.pricing.table import PriceBook
+from addon.store.models import UsageRecord
+
+BILLABLE_APIS = frozenset(
+    {
+        "openai.chat",
+        "openai.completions",
+        "openai.embeddings",
+        "openai.responses",
+        "anthropic.messages",
+    }
+)
+
+
+@dataclass
+class UsageDraft:
+    """Plain data handed from the event loop to the writer thread."""
+
+    request_id: str
+    created_at: datetime
+    provider: str
+    api: str
+    endpoint: str
+    virtual_key_id: str | None = None
+    project: str | None = None
+    real_key_label: str | None = None
+    requested_model: str | None = None
+    status_code: int | None = None
+    latency_ms: int | None = None
+    ttfb_ms: int | None = None
+    error_kind: str | None = None
+    provider_request_id: str | None = None
+    forwarded: bool = False  # the request reached the provider
+    aborted: bool = False  # the exchange ended early (disconnect, cut, timeout)
+    result: MeterResult | None = None
+    request_body: bytes | None = None  # kept only where an estimate may be needed
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def price(book: PriceBook, provider: str, model: str | None, usage: Usage | None) -> int | None:
+    if usage is None:
+        return 0
+    p = book.lookup(provider, model)
+    return None if p is None else cost_picousd(usage, p)
+
+
+def _needs_estimate(d: UsageDraft) -> bool:
+    if not d.forwarded or d.api not in BILLABLE_APIS:
+        return False
+    if d.status_code is not None and not 200 <= d.status_code < 300:
+        return False
+    return d.result is None or d.result.usage is None or d.aborted
+
+
+def _estimate(d: UsageDraft, model: str | None) -> Usage:
+    known = d.result.usage if d.result is not None else None
+    text = d.result.output_text if d.result is not None else ""
+    output = count_tokens(text, model) if text else 0
+    if known is not None:
+        return Usage(
+            input_tokens=known.input_tokens,
+            cached_input_tokens=known.cached_input_tokens,
+            cache_write_tokens=known.cache_write_tokens,
+            cache_write_1h_tokens=known.cache_write_1h_tokens,
+            output_tokens=max(known.output_tokens, output),
+            reasoning_tokens=known.reasoning_tokens,
+        )
+    prompt = 0
+    if d.request_body:
+        try:
+            prompt = estimate_prompt_tokens(d.api, json.loads(d.request_body), model)
+        except ValueError:
+            prompt = 0
+    return Usage(input_tokens=prompt, output_tokens=output)
+
+
+def finish(d: UsageDraft, book: PriceBook) -> UsageRecord:
+    result = d.result or MeterResult()
+    model = result.model or d.requested_model
+    usage = result.usage
+    estimated = result.estimated
+    if _needs_estimate(d):
+        usage, estimated = _estimate(d, model), True
+    u = usage or Usage()
+    extras = {**result.extras, **d.extras}
+    return UsageRecord(
+        request_id=d.request_id,
+        created_at=d.created_at,
+        virtual_key_id=d.virtual_key_id,
+        project=d.project,
+        provider=d.provider,
+        real_key_label=d.real_key_label,
+        endpoint=d.endpoint,
+        model=model,
+        status_code=d.status_code,
+        input_tokens=u.input_tokens,
+        cached_input_tokens=u.cached_input_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        output_tokens=u.output_tokens,
+        reasoning_tokens=u.reasoning_tokens,
+        cost_picousd=price(book, d.provider, model, usage),
+        latency_ms=d.latency_ms,
+        ttfb_ms=d.ttfb_ms,
+        streamed=result.streamed,
+        estimated=estimated,
+        error_kind=d.error_kind or result.error_kind,
+        provider_request_id=d.provider_request_id,
+        extras_json=json.dumps(extras, sort_keys=True, default=str),
+    )

@@ -1,0 +1,67 @@
+"""Append-only local spool of usage records that could not be written to the database yet.
+
+One JSON object per line. Replaying is idempotent because records carry a unique
+``request_id``. Used only from the writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from addon.store.models import UsageRecord
+
+_DATETIME_FIELDS = ("created_at",)
+
+
+def _to_json(record: UsageRecord) -> str:
+    data = record.model_dump(exclude={"id"})
+    for f in _DATETIME_FIELDS:
+        if isinstance(data.get(f), datetime):
+            data[f] = data[f].isoformat()
+    return json.dumps(data, sort_keys=True)
+
+
+def _from_json(line: str) -> UsageRecord:
+    data: dict[str, Any] = json.loads(line)
+    for f in _DATETIME_FIELDS:
+        if isinstance(data.get(f), str):
+            data[f] = datetime.fromisoformat(data[f])
+    return UsageRecord(**data)
+
+
+class Spool:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, records: list[UsageRecord]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.writelines(_to_json(r) + "\n" for r in records)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def pending(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def read(self) -> list[UsageRecord]:
+        if not self.path.exists():
+            return []
+        out = []
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(_from_json(line))
+                except (ValueError, TypeError):  # a torn last line after a crash
+                    continue
+        return out
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,142 @@
+"""The background writer: the only place usage is written to the database.
+
+Hooks hand it plain data with ``submit`` (``queue.put_nowait``, never blocks the event
+loop). The thread batches records into one transaction, fills in token estimates where
+the provider reported no usage (tiktoken is CPU work, kept off the event loop), and on a
+database failure appends the batch to the local spool and retries until it is written.
+``stop`` drains the queue before returning, so a clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from addon.pool import Health
+from addon.spool import Spool
+from addon.store.models import UsageRecord
+from addon.store.realkeys_repo import record_health
+from addon.store.usage_repo import insert_records
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500
+RETRY_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    real_key_id: int
+    health: Health
+
+
+Finisher = Callable[[object], UsageRecord]  # turns a draft into a record (estimates, cost)
+
+
+class UsageWriter:
+    def __init__(self, engine: Engine, spool: Spool, finish: Finisher) -> None:
+        self._engine = engine
+        self._spool = spool
+        self._finish = finish
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="tollkeeper-writer", daemon=True)
+        self._stopping = threading.Event()
+        self._last_retry = 0.0
+        self.written = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: object) -> None:
+        self._queue.put_nowait(item)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stopping.set()
+        self._queue.put_nowait(None)
+        self._thread.join(timeout=timeout_s)
+
+    def _run(self) -> None:
+        self._retry_spool(force=True)
+        while True:
+            items = self._next_batch()
+            stop = any(i is None for i in items)
+            records: list[UsageRecord] = []
+            for item in items:
+                if item is None:
+                    continue
+                if isinstance(item, HealthEvent):
+                    self._write_health(item)
+                    continue
+                try:
+                    records.append(self._finish(item))
+                except Exception:
+                    log.exception("tollkeeper: could not build a usage record")
+            if records:
+                self._write(records)
+            self._retry_spool(force=stop)
+            if stop:
+                return
+
+    def _next_batch(self) -> list[object]:
+        try:
+            first = self._queue.get(timeout=RETRY_EVERY_S)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < BATCH_MAX:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, records: list[UsageRecord]) -> None:
+        if self._spool.pending():  # keep order simple: behind an outage, everything spools
+            self._spool.append(records)
+            return
+        try:
+            with Session(self._engine) as s:
+                self.written += insert_records(session=s, records=records)
+        except Exception as e:  # noqa: BLE001 - database down: spool and retry later
+            log.warning("tollkeeper: database write failed (%s); spooling %d", e, len(records))
+            self._spool.append(records)
+
+    def _retry_spool(self, *, force: bool) -> None:
+        if not self._spool.pending():
+            return
+        now = time.monotonic()
+        if not force and now - self._last_retry < RETRY_EVERY_S:
+            return
+        self._last_retry = now
+        records = self._spool.read()
+        try:
+            with Session(self._engine) as s:
+                for i in range(0, len(records), BATCH_MAX):
+                    self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
+        except Exception as e:  # noqa: BLE001
+            log.warning("tollkeeper: spool replay failed (%s); will retry", e)
+            return
+        self._spool.clear()
+        log.warning("tollkeeper: replayed %d spooled usage records", len(records))
+
+    def _write_health(self, event: HealthEvent) -> None:
+        h = event.health
+        try:
+            with Session(self._engine) as s:
+                record_health(
+                    session=s,
+                    key_id=event.real_key_id,
+                    status=h.status,
+                    cooldown_until=h.cooldown_until,
+                    auth_failures=h.auth_failures,
+                    last_error=h.last_error,
+                )
+        except Exception as e:  # noqa: BLE001 - health is advisory; usage is what must not be lost
+            log.warning("tollkeeper: could not persist real-key health (%s)", e)

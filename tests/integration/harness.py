@@ -1,0 +1,153 @@
+"""A real ``mitmdump -s addon/gateway.py`` in a subprocess, and the ``tollkeeper`` CLI.
+
+Everything lives in a temporary directory: TOLLKEEPER_HOME, the mitmproxy confdir (and so
+its CA), the log file and any ``-w`` flow file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ADDON = ROOT / "addon" / "gateway.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(home: Path, db_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    env["TOLLKEEPER_HOME"] = str(home)
+    env.pop("TOLLKEEPER_MASTER_KEY", None)
+    if db_url:
+        env["TOLLKEEPER_DB"] = db_url
+    else:
+        env.pop("TOLLKEEPER_DB", None)
+    return env
+
+
+class Cli:
+    """Runs the installed ``tollkeeper`` command against one home/database."""
+
+    def __init__(self, home: Path, db_url: str | None = None) -> None:
+        self.env = base_env(home, db_url)
+
+    def run(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "tollkeeper"), *args], input=stdin, capture_output=True, text=True,
+            env={**self.env, **(env or {})}, timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tollkeeper {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def json(self, *args: str, **kw: Any) -> Any:
+        return json.loads(self.run(*args, **kw).stdout)
+
+    def new_key(self, project: str, *extra: str) -> dict[str, Any]:
+        return dict(self.json("keys", "create", "--project", project, "--json", *extra))
+
+    def add_provider(self, name: str, secret: str, base_url: str, label: str = "main") -> None:
+        self.run("providers", "add", name, "--api-key-stdin", "--label", label,
+                 "--base-url", base_url, stdin=secret + "\n")
+
+    def usage(self, by: str = "project") -> list[dict[str, Any]]:
+        return list(self.json("usage", "--by", by, "--format", "json"))
+
+
+class GatewayProcess:
+    def __init__(self, workdir: Path, home: Path, *, db_url: str | None = None,
+                 reverse: Sequence[str] = ("openai", "anthropic"),
+                 extra_args: Sequence[str] = ()) -> None:
+        self.workdir, self.home, self.db_url = workdir, home, db_url
+        self.confdir = workdir / "mitmproxy"
+        self.log_path = workdir / "mitmdump.log"
+        self.port = free_port()
+        targets = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
+        self.reverse_ports = {name: free_port() for name in reverse}
+        self.modes = [f"regular@127.0.0.1:{self.port}"] + [
+            f"reverse:{targets[n]}@127.0.0.1:{p}" for n, p in self.reverse_ports.items()
+        ]
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> str:
+        return str(self.confdir / "mitmproxy-ca-cert.pem")
+
+    def reverse_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.reverse_ports[name]}"
+
+    def start(self) -> GatewayProcess:
+        args = [str(BIN / "mitmdump"), "-s", str(ADDON), "--set", f"confdir={self.confdir}",
+                "--set", "tollkeeper_refresh_ms=200"]
+        for m in self.modes:
+            args += ["--mode", m]
+        args += self.extra_args
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     env=base_env(self.home, self.db_url), cwd=self.workdir)
+        deadline = time.monotonic() + 30
+        ports = [self.port, *self.reverse_ports.values()]
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{self.log()}")
+            if all(_accepts(p) for p in ports) and Path(self.ca_cert).exists():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mitmdump did not start:\n{self.log()}")
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
