@@ -102,9 +102,9 @@ class GatewayProcess:
         for m in self.modes:
             args += ["--mode", m]
         args += self.extra_args
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     env=base_env(self.home, self.db_url), cwd=self.workdir)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                         env=base_env(self.home, self.db_url), cwd=self.workdir)
         deadline = time.monotonic() + 30
         ports = [self.port, *self.reverse_ports.values()]
         while time.monotonic() < deadline:
