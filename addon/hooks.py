@@ -58,6 +58,7 @@ class Gateway:
         options.declare(loader)
 
     def configure(self, updated: set[str]) -> None:
+        self._proxy_defaults(updated)
         if self.runtime is not None and not updated & options.OPTION_NAMES:
             return
         try:
@@ -75,13 +76,18 @@ class Gateway:
         if old is not None:
             old.stop()
 
-    def running(self) -> None:
+    @staticmethod
+    def _proxy_defaults(updated: set[str]) -> None:
+        """Options the gateway needs, set before the listeners start accepting."""
         opts = ctx.options
-        if opts.connection_strategy != "lazy":
+        if "connection_strategy" in updated and opts.connection_strategy != "lazy":
             log.warning("tollkeeper: setting connection_strategy=lazy (needed to reroute)")
             opts.update(connection_strategy="lazy")
-        if not opts.allow_hosts and not opts.ignore_hosts:
-            opts.update(allow_hosts=allow_hosts_patterns())
+        if {"allow_hosts", "ignore_hosts"} & updated and not opts.allow_hosts:
+            if not opts.ignore_hosts:
+                opts.update(allow_hosts=allow_hosts_patterns())
+
+    def running(self) -> None:
         if ctx.master.addons.get(self.injector.name) is None:
             ctx.master.addons.add(self.injector)
 
