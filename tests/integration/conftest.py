@@ -64,15 +64,15 @@ def _no_proxy_env(mp: pytest.MonkeyPatch) -> None:
         mp.delenv(name, raising=False)
 
 
-def build_stack(tmp: Path, *, db_url: str | None = None, extra_args: tuple[str, ...] = ()
-                ) -> Iterator[Stack]:
+def build_stack(tmp: Path, *, db_url: str | None = None, extra_args: tuple[str, ...] = (),
+                program: str = "mitmdump") -> Iterator[Stack]:
     home = tmp / "home"
     home.mkdir()
     with FakeUpstream() as up:
         cli = Cli(home, db_url)
         cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1")
         cli.add_provider("anthropic", ANTHROPIC_REAL, up.base_url)
-        gw = GatewayProcess(tmp, home, db_url=db_url, extra_args=extra_args)
+        gw = GatewayProcess(tmp, home, db_url=db_url, extra_args=extra_args, program=program)
         with gw:
             yield Stack(up, cli, gw, tmp)
 

@@ -72,8 +72,9 @@ class Cli:
 class GatewayProcess:
     def __init__(self, workdir: Path, home: Path, *, db_url: str | None = None,
                  reverse: Sequence[str] = ("openai", "anthropic"),
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), program: str = "mitmdump") -> None:
         self.workdir, self.home, self.db_url = workdir, home, db_url
+        self.program = program
         self.confdir = workdir / "mitmproxy"
         self.log_path = workdir / "mitmdump.log"
         self.port = free_port()
@@ -97,7 +98,7 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.reverse_ports[name]}"
 
     def start(self) -> GatewayProcess:
-        args = [str(BIN / "mitmdump"), "-s", str(ADDON), "--set", f"confdir={self.confdir}",
+        args = [str(BIN / self.program), "-s", str(ADDON), "--set", f"confdir={self.confdir}",
                 "--set", "tollkeeper_refresh_ms=200"]
         for m in self.modes:
             args += ["--mode", m]
