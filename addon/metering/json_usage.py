@@ -1,0 +1,105 @@
+"""Usage from a non-streamed (buffered JSON) provider response.
+
+``parse_response`` never raises. A body that is not JSON, not an object, or whose ``usage`` has
+the wrong shape gives ``error_kind="bad_json"``. A well-formed body without usage (e.g. a provider
+error) gives ``usage=None``, and for a provider error body ``error_kind`` is the provider's error
+code or type. The provider request id is not read from the body: callers take it from headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from addon.metering.normalise import (
+    anthropic_usage,
+    count,
+    mapping,
+    openai_usage,
+    provider_cost,
+    responses_usage,
+    text,
+)
+from addon.metering.usage import MeterResult, Usage
+
+BAD_JSON = "bad_json"
+
+
+def load_json(body: bytes | str) -> Any:
+    """``json.loads`` with floats kept exact as ``Decimal``; raises ``ValueError``."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except RecursionError as exc:  # absurdly nested input
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def provider_error_kind(doc: Mapping[str, Any]) -> str | None:
+    """The error kind of a provider error body, or None when ``doc`` is not an error.
+
+    Anthropic: ``{"type": "error", "error": {"type": ...}}`` → that type.
+    OpenAI-style: ``{"error": {"code": ..., "type": ...}}`` → code, else type.
+    """
+    error = doc.get("error")
+    if doc.get("type") == "error" and isinstance(error, Mapping):
+        return text(error, "type") or "error"
+    if isinstance(error, Mapping):
+        return text(error, "code") or text(error, "type") or text(error, "status") or "error"
+    if isinstance(error, str) and error:
+        return "error"
+    return None
+
+
+def parse_response(api: str, body: bytes) -> MeterResult:
+    """Read usage, model and provider error from a buffered JSON response of ``api``.
+
+    ``api`` is one of ``openai.chat``, ``openai.completions``, ``openai.embeddings``,
+    ``openai.responses``, ``openai.other``, ``anthropic.messages``, ``anthropic.count_tokens``,
+    ``anthropic.other``. count_tokens is free: its count goes to
+    ``extras["counted_input_tokens"]`` and ``usage`` stays None.
+    """
+    try:
+        doc = load_json(body)
+    except ValueError:
+        return MeterResult(error_kind=BAD_JSON)
+    if not isinstance(doc, Mapping):
+        return MeterResult(error_kind=BAD_JSON)
+    model = text(doc, "model")
+    error_kind = provider_error_kind(doc)
+    try:
+        if api == "anthropic.count_tokens":
+            return _count_tokens_result(doc, model, error_kind)
+        usage, extras = _usage(api, doc)
+    except ValueError:
+        return MeterResult(model=model, error_kind=BAD_JSON)
+    return MeterResult(usage=usage, model=model, error_kind=error_kind, extras=extras)
+
+
+def _count_tokens_result(
+    doc: Mapping[str, Any], model: str | None, error_kind: str | None
+) -> MeterResult:
+    if error_kind is not None:
+        return MeterResult(model=model, error_kind=error_kind)
+    if "input_tokens" not in doc:
+        return MeterResult(model=model, error_kind=BAD_JSON)
+    extras = {"counted_input_tokens": count(doc, "input_tokens")}
+    return MeterResult(model=model, extras=extras)
+
+
+def _usage(api: str, doc: Mapping[str, Any]) -> tuple[Usage | None, dict[str, Any]]:
+    extras: dict[str, Any] = {}
+    raw = mapping(doc, "usage")
+    if api.startswith("anthropic."):
+        tier = text(raw, "service_tier")
+        parse = anthropic_usage
+    else:
+        raw = raw or mapping(mapping(doc, "x_groq"), "usage")
+        tier = text(doc, "service_tier")
+        parse = responses_usage if api == "openai.responses" else openai_usage
+        cost = provider_cost(raw)
+        if cost is not None:
+            extras["provider_cost"] = cost
+    if tier is not None:
+        extras["service_tier"] = tier
+    return (parse(raw) if raw else None), extras

@@ -1,0 +1,117 @@
+"""Provider usage objects → the normalised :class:`~addon.metering.usage.Usage`.
+
+The convention (see ``usage.py``): ``input_tokens`` includes cache reads and writes,
+``output_tokens`` includes reasoning. OpenAI-style counts already include cache reads
+(``prompt_tokens``/``input_tokens``); Anthropic's ``input_tokens`` excludes them, so the cache
+fields are added back.
+
+These helpers raise :class:`ShapeError` (a ``ValueError``) when a field has the wrong type, so a
+caller can tell "no usage" from "usage we could not read".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from addon.metering.usage import Usage
+
+
+class ShapeError(ValueError):
+    """A usage object whose fields do not have the expected types."""
+
+
+def count(obj: Mapping[str, Any], key: str) -> int:
+    """A non-negative token count; a missing or null field is 0."""
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise ShapeError(f"{key} is a boolean")
+    integral = (
+        isinstance(value, int)
+        or (isinstance(value, float) and value.is_integer())
+        or (isinstance(value, Decimal) and value.is_finite() and value == int(value))
+    )
+    if not integral:
+        raise ShapeError(f"{key} is not an integer: {value!r}")
+    number = int(value)
+    if number < 0:
+        raise ShapeError(f"{key} is negative: {number}")
+    return number
+
+
+def mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested object; a missing or null one is empty."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ShapeError(f"{key} is not an object")
+    return value
+
+
+def openai_usage(usage: Mapping[str, Any]) -> Usage:
+    """Any OpenAI-family usage object: Chat/legacy/embeddings (``prompt_tokens``…) or the
+    Responses API shape (``input_tokens``…), told apart by their keys."""
+    if "prompt_tokens" not in usage and ("input_tokens" in usage or "output_tokens" in usage):
+        return responses_usage(usage)
+    prompt_details = mapping(usage, "prompt_tokens_details")
+    if prompt_details.get("cached_tokens") is not None:
+        cached = count(prompt_details, "cached_tokens")
+    else:  # DeepSeek reports cache hits next to prompt_tokens
+        cached = count(usage, "prompt_cache_hit_tokens")
+    return Usage(
+        input_tokens=count(usage, "prompt_tokens"),
+        cached_input_tokens=cached,
+        cache_write_tokens=count(prompt_details, "cache_write_tokens"),
+        output_tokens=count(usage, "completion_tokens"),
+        reasoning_tokens=count(mapping(usage, "completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def responses_usage(usage: Mapping[str, Any]) -> Usage:
+    """OpenAI Responses API ``usage``: ``input_tokens`` already includes cached tokens."""
+    input_details = mapping(usage, "input_tokens_details")
+    return Usage(
+        input_tokens=count(usage, "input_tokens"),
+        cached_input_tokens=count(input_details, "cached_tokens"),
+        cache_write_tokens=count(input_details, "cache_write_tokens"),
+        output_tokens=count(usage, "output_tokens"),
+        reasoning_tokens=count(mapping(usage, "output_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def anthropic_usage(usage: Mapping[str, Any]) -> Usage:
+    """Anthropic ``usage``: ``input_tokens`` excludes cache reads and writes, so add them."""
+    cache_read = count(usage, "cache_read_input_tokens")
+    by_ttl = mapping(usage, "cache_creation")
+    if usage.get("cache_creation_input_tokens") is not None:
+        cache_write = count(usage, "cache_creation_input_tokens")
+    else:
+        cache_write = count(by_ttl, "ephemeral_5m_input_tokens") + count(
+            by_ttl, "ephemeral_1h_input_tokens"
+        )
+    return Usage(
+        input_tokens=count(usage, "input_tokens") + cache_write + cache_read,
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=count(by_ttl, "ephemeral_1h_input_tokens"),
+        output_tokens=count(usage, "output_tokens"),
+        reasoning_tokens=count(mapping(usage, "output_tokens_details"), "thinking_tokens"),
+    )
+
+
+def provider_cost(usage: Mapping[str, Any]) -> str | None:
+    """OpenRouter's ``usage.cost`` as an exact decimal string (JSON parsed with Decimal)."""
+    cost = usage.get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, int | Decimal | float):
+        return None
+    return format(Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost), "f")
+
+
+def text(obj: Mapping[str, Any], key: str) -> str | None:
+    """A non-empty string field, else None."""
+    value = obj.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,128 @@
+"""Meter a streamed (SSE) response as it passes through.
+
+A :class:`StreamMeter` is meant to be installed as mitmproxy's ``flow.response.stream``
+callable: ``feed`` gets each raw chunk as it arrives and ``b""`` once at the end of the message,
+and returns the bytes to send to the client. Normally that is the very chunk it got, unchanged
+and immediately; parsing happens on a (decompressed) copy.
+
+With ``strip_injected_usage=True`` (the gateway added ``stream_options.include_usage`` to an
+OpenAI-style request whose client did not ask for it) the meter forwards whole SSE events only,
+holding back an incomplete tail, and drops exactly the usage-only chunk (non-null ``usage`` and
+``choices == []``); every other event goes out byte-for-byte. Stripping needs an uncompressed
+stream; for a content-encoded one the meter passes everything through.
+
+``feed`` never raises: on an unexpected error it logs one warning, forwards what it holds plus
+the chunk, and stops metering.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from addon.metering.decoders import IdentityDecoder, decoder_for
+from addon.metering.sse import SseEvent, SseSplitter
+from addon.metering.stream_events import handler_for
+from addon.metering.stream_state import StreamState
+from addon.metering.usage import MeterResult
+
+logger = logging.getLogger(__name__)
+
+MAX_PENDING_BYTES = 16 << 20  # an SSE event larger than this is not parsed
+
+
+class StreamMeter:
+    def __init__(
+        self, api: str, *, strip_injected_usage: bool = False, content_encoding: str | None = None
+    ) -> None:
+        self.api = api
+        self._state = StreamState()
+        self._handler = handler_for(api, self._state)
+        self._splitter = SseSplitter()
+        decoder = decoder_for(content_encoding)
+        self._decoder = decoder
+        self._metering = decoder is not None
+        can_strip = strip_injected_usage and self._handler.can_strip
+        self._strip = can_strip and isinstance(decoder, IdentityDecoder)
+        self._held = bytearray()  # strip mode: bytes received but not yet forwarded
+        self._warned = False
+        if decoder is None:
+            self._state.extras["unmetered_encoding"] = content_encoding
+        if can_strip and not self._strip:
+            self._state.extras["usage_chunk_not_stripped"] = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Meter ``chunk`` (``b""`` = end of message); return the bytes to forward."""
+        try:
+            if self._strip:
+                return self._feed_stripping(chunk)
+            self._meter(chunk)
+            return chunk
+        except Exception:  # a stream callable must never raise (mitmproxy drops the chunk)
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "metering a %s stream failed; passing it through", self.api, exc_info=True
+                )
+            return self._fail(chunk)
+
+    def result(self) -> MeterResult:
+        """What the stream has reported so far (``usage`` None when it reported none)."""
+        return self._state.result()
+
+    def _feed_stripping(self, chunk: bytes) -> bytes:
+        self._held += chunk
+        kept: list[bytes] = []
+        consumed = 0
+        for event, usage_only in self._meter(chunk):
+            consumed += len(event.raw)
+            if not usage_only:
+                kept.append(event.raw)
+        if not self._metering:  # gave up (overflow or bad data): release everything held
+            kept.append(bytes(self._held[consumed:]))
+            consumed = len(self._held)
+            self._strip = False
+        if consumed:
+            del self._held[:consumed]
+        return b"".join(kept)
+
+    def _meter(self, chunk: bytes) -> list[tuple[SseEvent, bool]]:
+        """Parse ``chunk``; return the events it completed, each with "is usage-only"."""
+        if not self._metering or self._decoder is None:
+            return []
+        handled: list[tuple[SseEvent, bool]] = []
+        try:
+            for piece in self._decoder.decode(chunk):
+                handled += self._handle_all(self._splitter.feed(piece))
+                if self._splitter.pending_size > MAX_PENDING_BYTES:
+                    self._stop("meter_overflow")
+                    return handled
+        except ValueError:  # corrupt compressed data
+            self._stop("undecodable_stream")
+            return handled
+        if not chunk:
+            handled += self._handle_all(self._splitter.flush())
+        return handled
+
+    def _handle_all(self, events: list[SseEvent]) -> list[tuple[SseEvent, bool]]:
+        return [(event, self._handle(event)) for event in events]
+
+    def _handle(self, event: SseEvent) -> bool:
+        if event.data is None and event.event is None:  # blank line or comments only
+            return False
+        try:
+            return self._handler.handle(event)
+        except ValueError:  # a usage object of the wrong shape
+            self._state.bad_events += 1
+            return False
+
+    def _stop(self, reason: str) -> None:
+        self._metering = False
+        self._state.extras[reason] = True
+        self._splitter = SseSplitter()
+
+    def _fail(self, chunk: bytes) -> bytes:
+        held = bytes(self._held) if self._strip else chunk
+        self._held = bytearray()
+        self._strip = False
+        self._stop("meter_error")
+        return held

@@ -1,0 +1,71 @@
+"""Provider usage objects → normalised Usage; wrong types are ShapeErrors, not zeros."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from addon.metering.normalise import (
+    ShapeError,
+    anthropic_usage,
+    count,
+    openai_usage,
+    provider_cost,
+    responses_usage,
+)
+from addon.metering.usage import Usage
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, 0), (0, 0), (7, 7), (7.0, 7), (Decimal("7.0"), 7)]
+)
+def test_count_accepts_integral_numbers(value: object, expected: int) -> None:
+    assert count({"n": value}, "n") == expected
+    assert count({}, "n") == 0
+
+
+@pytest.mark.parametrize("value", ["7", True, -1, 1.5, Decimal("1.5"), [], {}, float("inf")])
+def test_count_rejects_everything_else(value: object) -> None:
+    with pytest.raises(ShapeError):
+        count({"n": value}, "n")
+
+
+def test_openai_usage_includes_cache_reads_in_input() -> None:
+    usage = {"prompt_tokens": 1200, "completion_tokens": 40,
+             "prompt_tokens_details": {"cached_tokens": 1024}}  # fmt: skip
+    assert openai_usage(usage) == Usage(1200, 1024, 0, 0, 40, 0)
+
+
+def test_openai_usage_recognises_the_responses_shape() -> None:
+    usage = {
+        "input_tokens": 9,
+        "output_tokens": 4,
+        "output_tokens_details": {"reasoning_tokens": 2},
+    }
+    assert openai_usage(usage) == responses_usage(usage) == Usage(9, 0, 0, 0, 4, 2)
+
+
+def test_anthropic_usage_adds_cache_reads_and_writes_to_input() -> None:
+    usage = {"input_tokens": 25, "cache_creation_input_tokens": 1800,
+             "cache_read_input_tokens": 100, "output_tokens": 12}  # fmt: skip
+    assert anthropic_usage(usage) == Usage(1925, 100, 1800, 0, 12, 0)
+
+
+def test_anthropic_cache_writes_from_the_ttl_split_when_the_total_is_missing() -> None:
+    usage = {
+        "input_tokens": 1,
+        "output_tokens": 1,
+        "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 70},
+    }
+    assert anthropic_usage(usage) == Usage(101, 0, 100, 70, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("usage", "cost"),
+    [({"cost": Decimal("0.0000303")}, "0.0000303"), ({"cost": 2}, "2"), ({"cost": 0.5}, "0.5"),
+     ({"cost": "0.1"}, None), ({"cost": True}, None), ({}, None)],
+)  # fmt: skip
+def test_provider_cost(usage: dict[str, Any], cost: str | None) -> None:
+    assert provider_cost(usage) == cost

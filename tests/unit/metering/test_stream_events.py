@@ -1,0 +1,70 @@
+"""Stream event handlers, called directly with single events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from addon.metering.sse import SseEvent
+from addon.metering.stream_events import (
+    AnthropicEvents,
+    OpenAIChatEvents,
+    ResponsesEvents,
+    handler_for,
+)
+from addon.metering.stream_state import StreamState
+
+
+def event(data: Any, name: str | None = None) -> SseEvent:
+    text = data if isinstance(data, str) or data is None else json.dumps(data)
+    return SseEvent(name, text, b"")
+
+
+@pytest.mark.parametrize(
+    ("chunk", "usage_only"),
+    [
+        ({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}, True),
+        ({"choices": [], "usage": {}}, True),
+        ({"choices": [], "prompt_filter_results": []}, False),  # Azure's first chunk
+        ({"choices": [], "usage": None}, False),
+        ({"choices": [{"delta": {}}], "usage": {"prompt_tokens": 1}}, False),
+        ({"usage": {"prompt_tokens": 1}}, False),
+        ({"choices": [], "x_groq": {"usage": {"prompt_tokens": 1}}}, False),
+    ],
+)
+def test_only_a_non_null_usage_with_empty_choices_is_usage_only(
+    chunk: dict[str, Any], usage_only: bool
+) -> None:
+    assert OpenAIChatEvents(StreamState()).handle(event(chunk)) is usage_only
+
+
+def test_done_and_dataless_events_are_ignored() -> None:
+    state = StreamState()
+    handler = OpenAIChatEvents(state)
+    assert handler.handle(event("[DONE]")) is False
+    assert handler.handle(event(None, "ping")) is False
+    assert state.result().extras == {}
+
+
+@pytest.mark.parametrize(
+    ("handler_type", "api"),
+    [(OpenAIChatEvents, "openai.chat"), (ResponsesEvents, "openai.responses"),
+     (AnthropicEvents, "anthropic.messages")],
+)  # fmt: skip
+def test_an_error_event_that_is_not_json_still_counts(handler_type: type, api: str) -> None:
+    state = StreamState()
+    handler = handler_for(api, state)
+    assert isinstance(handler, handler_type)
+    handler.handle(event("upstream went away", "error"))
+    assert state.error_kind == "stream_error:unknown"
+
+
+def test_anthropic_event_type_comes_from_the_json_when_the_event_line_is_missing() -> None:
+    state = StreamState()
+    AnthropicEvents(state).handle(
+        event({"type": "message_start", "message": {"model": "claude-x", "usage": {
+            "input_tokens": 3, "output_tokens": 1}}})
+    )  # fmt: skip
+    assert (state.model, state.usage is not None) == ("claude-x", True)
