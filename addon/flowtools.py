@@ -6,7 +6,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from addon.errors import GatewayError, render
 from addon.flowstate import FlowState
@@ -84,3 +84,21 @@ def error_kind(msg: str, state: FlowState) -> str:
     if "server disconnected" in low or "peer closed" in low or "server closed" in low:
         return "upstream_disconnected"
     return "proxy_error"
+
+
+def close_upstream(flow: http.HTTPFlow) -> bool:
+    """Close a flow's server connection so a hung upstream releases the client now.
+
+    mitmproxy has no public call for this (``flow.kill()`` is only noticed at the flow's
+    next event), so this uses the proxyserver's connection handlers and reports whether
+    it could; the caller falls back to ``kill()``.
+    """
+    try:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id)
+        if handler is None or flow.server_conn not in handler.transports:
+            return False
+        handler.close_connection(flow.server_conn)
+    except (AttributeError, KeyError, TypeError):
+        return False
+    return True

@@ -227,10 +227,11 @@ class Gateway:
 
     def _timeout(self, flow: http.HTTPFlow) -> None:
         state = self.states.get(flow.id)
-        if state is None or flow.response is not None or not flow.killable:
+        if state is None or flow.response is not None or not flow.live:
             return
         state.timed_out = True
-        flow.kill()
+        if not flowtools.close_upstream(flow) and flow.killable:
+            flow.kill()  # noticed by mitmproxy only when the upstream finally answers
 
     # --- response path ---------------------------------------------------------------
 

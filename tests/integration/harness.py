@@ -72,8 +72,10 @@ class Cli:
 class GatewayProcess:
     def __init__(self, workdir: Path, home: Path, *, db_url: str | None = None,
                  reverse: Sequence[str] = ("openai", "anthropic"),
-                 extra_args: Sequence[str] = (), program: str = "mitmdump") -> None:
+                 extra_args: Sequence[str] = (), program: str = "mitmdump",
+                 env: dict[str, str] | None = None) -> None:
         self.workdir, self.home, self.db_url = workdir, home, db_url
+        self.env = dict(env or {})
         self.program = program
         self.confdir = workdir / "mitmproxy"
         self.log_path = workdir / "mitmdump.log"
@@ -105,7 +107,8 @@ class GatewayProcess:
         args += self.extra_args
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                         env=base_env(self.home, self.db_url), cwd=self.workdir)
+                                         env={**base_env(self.home, self.db_url), **self.env},
+                                         cwd=self.workdir)
         deadline = time.monotonic() + 30
         ports = [self.port, *self.reverse_ports.values()]
         while time.monotonic() < deadline:
