@@ -83,9 +83,9 @@ class Gateway:
         if "connection_strategy" in updated and opts.connection_strategy != "lazy":
             log.warning("tollkeeper: setting connection_strategy=lazy (needed to reroute)")
             opts.update(connection_strategy="lazy")
-        if {"allow_hosts", "ignore_hosts"} & updated and not opts.allow_hosts:
-            if not opts.ignore_hosts:
-                opts.update(allow_hosts=allow_hosts_patterns())
+        user_chose = opts.allow_hosts or opts.ignore_hosts
+        if {"allow_hosts", "ignore_hosts"} & updated and not user_chose:
+            opts.update(allow_hosts=allow_hosts_patterns())
 
     def running(self) -> None:
         if ctx.master.addons.get(self.injector.name) is None:
@@ -277,9 +277,8 @@ class Gateway:
         resp = flow.response
         try:
             if state.rejected is not None:
-                self._submit(
-                    state, error_kind=state.rejected.code, status=resp and resp.status_code
-                )
+                status = resp.status_code if resp is not None else None
+                self._submit(state, error_kind=state.rejected.code, status=status)
                 return
             assert resp is not None
             if state.meter is not None:
@@ -303,7 +302,9 @@ class Gateway:
             flow.marked = ":moneybag:"
         except Exception:
             log.exception("tollkeeper: fault while recording a response")
-            self._submit(state, error_kind="gateway_fault", status=resp and resp.status_code)
+            self._submit(
+                state, error_kind="gateway_fault", status=resp.status_code if resp else None
+            )
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.states.pop(flow.id, None)
@@ -321,8 +322,10 @@ class Gateway:
         if kind == "upstream_unreachable":
             state.forwarded = False
         self._submit(state, result=result, error_kind=kind, status=status, aborted=True)
+        seen_model = result.model if result is not None else None
+        seen_usage = result.usage if result is not None else None
         flow.comment = f"tollkeeper: {kind} · " + flowtools.comment(
-            state, (result and result.model) or state.model, result and result.usage, None
+            state, seen_model or state.model, seen_usage, None
         )
         flow.marked = ":warning:"
 

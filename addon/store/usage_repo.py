@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from typing import cast as typing_cast
 
 from sqlalchemy import ColumnElement, String, cast, func
 from sqlmodel import Session, col, select
@@ -43,13 +44,13 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord]) -> int:
 
 def _group_column(session: Session, by: str) -> ColumnElement[Any]:
     if by == "project":
-        return col(UsageRecord.project)
+        return typing_cast(ColumnElement[Any], col(UsageRecord.project))
     if by == "key":
-        return col(UsageRecord.virtual_key_id)
+        return typing_cast(ColumnElement[Any], col(UsageRecord.virtual_key_id))
     if by == "model":
-        return col(UsageRecord.model)
+        return typing_cast(ColumnElement[Any], col(UsageRecord.model))
     if by == "provider":
-        return col(UsageRecord.provider)
+        return typing_cast(ColumnElement[Any], col(UsageRecord.provider))
     if by == "day":
         if session.get_bind().dialect.name == "postgresql":
             return func.to_char(func.timezone("UTC", col(UsageRecord.created_at)), "YYYY-MM-DD")

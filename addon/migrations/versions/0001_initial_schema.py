@@ -6,7 +6,7 @@ Create Date: 2026-11-26 05:43:44.400148
 """
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401
+import sqlmodel
 from alembic import op
 
 revision = "0001"
