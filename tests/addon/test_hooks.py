@@ -1,0 +1,118 @@
+"""The gateway's hooks called directly with mitmproxy's test helpers (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.test import taddons, tflow, tutils
+from sqlmodel import Session
+
+from addon.hooks import Gateway
+from addon.store import keys_repo, realkeys_repo
+from addon.store.db import open_store
+from addon.vault import Vault, load_master_key
+
+REAL = "sk-proj-unit-REAL-000000000000000000000000001"
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    engine = open_store(url)
+    vault = Vault(load_master_key(tk_home / "master.key"))
+    with Session(engine) as s:
+        _, full = keys_repo.create_key(
+            session=s, project="unit", policy=keys_repo.KeyPolicy(), actor="t"
+        )
+        realkeys_repo.add_real_key(
+            session=s, vault=vault, provider="openai", label="main", secret=REAL,
+            env_ref=None, base_url="http://127.0.0.1:9/v1", actor="t",
+        )
+    engine.dispose()
+    return tmp_path / "gw.db", full
+
+
+def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:
+    req = tutils.treq(
+        host="api.openai.com", port=443, scheme=b"https", method=b"POST",
+        path=b"/v1/chat/completions", authority=b"api.openai.com",
+        headers=((b"authorization", f"Bearer {key}".encode()),
+                 (b"content-type", b"application/json")),
+        content=json.dumps(body or {"model": "gpt-4o-mini", "messages": []}).encode(),
+    )
+    return tflow.tflow(req=req)
+
+
+@pytest.fixture
+def gateway(seeded, tk_home):
+    db, _ = seeded
+    gw = Gateway()
+    with taddons.context(gw) as tctx:
+        tctx.configure(gw, tollkeeper_db=f"sqlite:///{db}", tollkeeper_home=str(tk_home),
+                       tollkeeper_probe_upstream=False)
+        gw.running()
+        yield gw
+        gw.done()
+
+
+async def test_valid_key_is_swapped_for_a_placeholder_and_rerouted(gateway, seeded):
+    f = _flow(seeded[1])
+    await gateway.requestheaders(f)
+    assert f.response is None
+    assert f.request.headers["authorization"].startswith("Bearer [tollkeeper:redacted]")
+    assert REAL not in str(f.request.headers)
+    assert (f.request.scheme, f.request.host, f.request.port) == ("http", "127.0.0.1", 9)
+    gateway.injector.requestheaders(f)  # the end-of-chain injector
+    assert f.request.headers["authorization"] == f"Bearer {REAL}"
+    with pytest.raises(exceptions.AddonHalt):
+        gateway.update([f])  # mitmweb is not told about a flow holding the real key
+    f.response = tutils.tresp()
+    gateway.responseheaders(f)
+    assert REAL not in str(f.request.headers)
+    gateway.update([f])  # no longer halted
+
+
+async def test_unknown_key_is_rejected_with_a_provider_shaped_401(gateway):
+    f = _flow("tk-abcdefghij-" + "1" * 40)
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 401
+    assert f.response.headers["x-tollkeeper-error"] == "invalid_key"
+    assert json.loads(f.response.content)["error"]["code"] == "invalid_api_key"
+    assert f.marked
+
+
+async def test_a_fault_while_admitting_fails_closed(gateway, seeded, monkeypatch):
+    def boom(**_: object) -> str:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(gateway.runtime.vault, "resolve", boom)
+    f = _flow(seeded[1])
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 500
+    assert f.response.headers["x-tollkeeper-error"] == "gateway_error"
+    assert "authorization" not in f.request.headers or REAL not in f.request.headers["authorization"]
+    gateway.injector.requestheaders(f)  # a rejected flow never gets the real key
+    assert REAL not in str(f.request.headers)
+
+
+async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monkeypatch):
+    f = _flow(seeded[1])
+    await gateway.requestheaders(f)
+    gateway.injector.requestheaders(f)
+    monkeypatch.setattr(
+        "addon.hooks.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
+    )
+    await gateway.request(f)
+    assert f.response.status_code == 500
+    assert REAL not in str(f.request.headers)  # disarmed before answering
+
+
+async def test_stream_request_gets_include_usage_injected(gateway, seeded):
+    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    assert json.loads(f.request.content)["stream_options"] == {"include_usage": True}
+    assert gateway.states[f.id].injected_usage
