@@ -204,7 +204,8 @@ class Gateway:
         if isinstance(body, dict):
             model = body.get("model")
             state.model = model if isinstance(model, str) else None
-            if state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
+            opt_in = state.provider.stream_usage_opt_in
+            if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)
         if state.key is not None:
             auth.check_model(state.key, state.model)

@@ -20,6 +20,9 @@ class Provider:
     error_shape: str
     classify: Callable[[str, str], str]  # (method, path without base prefix) -> api name
     strip_headers: tuple[str, ...] = ()  # client headers that must not reach the provider
+    # streams carry usage only when asked (OpenAI's include_usage); False where the provider
+    # always sends it (OpenRouter): then nothing is injected and nothing is stripped
+    stream_usage_opt_in: bool = True
 
     @property
     def base_path(self) -> str:

@@ -14,7 +14,9 @@ from addon.providers.base import (
 )
 
 
-def _openai_compatible(name: str, host: str, base_url: str) -> Provider:
+def _openai_compatible(
+    name: str, host: str, base_url: str, *, stream_usage_opt_in: bool = True
+) -> Provider:
     return Provider(
         name=name,
         hosts=(host,),
@@ -22,6 +24,7 @@ def _openai_compatible(name: str, host: str, base_url: str) -> Provider:
         auth=BEARER,
         error_shape="openai",
         classify=openai_classify,
+        stream_usage_opt_in=stream_usage_opt_in,
     )
 
 
@@ -49,7 +52,9 @@ PROVIDERS: dict[str, Provider] = {
         _openai_compatible("groq", "api.groq.com", "https://api.groq.com/openai/v1"),
         _openai_compatible("deepseek", "api.deepseek.com", "https://api.deepseek.com"),
         _openai_compatible("xai", "api.x.ai", "https://api.x.ai/v1"),
-        _openai_compatible("openrouter", "openrouter.ai", "https://openrouter.ai/api/v1"),
+        _openai_compatible(
+            "openrouter", "openrouter.ai", "https://openrouter.ai/api/v1", stream_usage_opt_in=False
+        ),
         _openai_compatible("together", "api.together.xyz", "https://api.together.xyz/v1"),
         _openai_compatible(
             "fireworks", "api.fireworks.ai", "https://api.fireworks.ai/inference/v1"
