@@ -28,8 +28,14 @@ def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
             session=s, project="unit", policy=keys_repo.KeyPolicy(), actor="t"
         )
         realkeys_repo.add_real_key(
-            session=s, vault=vault, provider="openai", label="main", secret=REAL,
-            env_ref=None, base_url="http://127.0.0.1:9/v1", actor="t",
+            session=s,
+            vault=vault,
+            provider="openai",
+            label="main",
+            secret=REAL,
+            env_ref=None,
+            base_url="http://127.0.0.1:9/v1",
+            actor="t",
         )
     engine.dispose()
     return tmp_path / "gw.db", full
@@ -37,10 +43,16 @@ def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
 
 def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:
     req = tutils.treq(
-        host="api.openai.com", port=443, scheme=b"https", method=b"POST",
-        path=b"/v1/chat/completions", authority=b"api.openai.com",
-        headers=((b"authorization", f"Bearer {key}".encode()),
-                 (b"content-type", b"application/json")),
+        host="api.openai.com",
+        port=443,
+        scheme=b"https",
+        method=b"POST",
+        path=b"/v1/chat/completions",
+        authority=b"api.openai.com",
+        headers=(
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+        ),
         content=json.dumps(body or {"model": "gpt-4o-mini", "messages": []}).encode(),
     )
     return tflow.tflow(req=req)
@@ -51,8 +63,12 @@ def gateway(seeded, tk_home):
     db, _ = seeded
     gw = Gateway()
     with taddons.context(gw) as tctx:
-        tctx.configure(gw, tollkeeper_db=f"sqlite:///{db}", tollkeeper_home=str(tk_home),
-                       tollkeeper_probe_upstream=False)
+        tctx.configure(
+            gw,
+            tollkeeper_db=f"sqlite:///{db}",
+            tollkeeper_home=str(tk_home),
+            tollkeeper_probe_upstream=False,
+        )
         gw.running()
         yield gw
         gw.done()
@@ -93,7 +109,9 @@ async def test_a_fault_while_admitting_fails_closed(gateway, seeded, monkeypatch
     await gateway.requestheaders(f)
     assert f.response.status_code == 500
     assert f.response.headers["x-tollkeeper-error"] == "gateway_error"
-    assert "authorization" not in f.request.headers or REAL not in f.request.headers["authorization"]
+    assert (
+        "authorization" not in f.request.headers or REAL not in f.request.headers["authorization"]
+    )
     gateway.injector.requestheaders(f)  # a rejected flow never gets the real key
     assert REAL not in str(f.request.headers)
 

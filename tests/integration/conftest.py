@@ -40,14 +40,18 @@ class Stack:
     def openai_reverse(self, key: str, mp: pytest.MonkeyPatch) -> openai.OpenAI:
         _no_proxy_env(mp)
         return openai.OpenAI(
-            api_key=key, base_url=self.gateway.reverse_url("openai") + "/v1", max_retries=0,
+            api_key=key,
+            base_url=self.gateway.reverse_url("openai") + "/v1",
+            max_retries=0,
             timeout=20,
         )
 
     def anthropic_reverse(self, key: str, mp: pytest.MonkeyPatch) -> anthropic.Anthropic:
         _no_proxy_env(mp)
         return anthropic.Anthropic(
-            api_key=key, base_url=self.gateway.reverse_url("anthropic"), max_retries=0,
+            api_key=key,
+            base_url=self.gateway.reverse_url("anthropic"),
+            max_retries=0,
             timeout=20,
         )
 
@@ -59,13 +63,26 @@ class Stack:
 
 
 def _no_proxy_env(mp: pytest.MonkeyPatch) -> None:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
-                 "all_proxy", "NO_PROXY", "no_proxy"):
+    for name in (
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
         mp.delenv(name, raising=False)
 
 
-def build_stack(tmp: Path, *, db_url: str | None = None, extra_args: tuple[str, ...] = (),
-                program: str = "mitmdump") -> Iterator[Stack]:
+def build_stack(
+    tmp: Path,
+    *,
+    db_url: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    program: str = "mitmdump",
+) -> Iterator[Stack]:
     home = tmp / "home"
     home.mkdir()
     with FakeUpstream() as up:

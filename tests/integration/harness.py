@@ -45,11 +45,20 @@ class Cli:
     def __init__(self, home: Path, db_url: str | None = None) -> None:
         self.env = base_env(home, db_url)
 
-    def run(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [str(BIN / "tollkeeper"), *args], input=stdin, capture_output=True, text=True,
-            env={**self.env, **(env or {})}, timeout=60,
+            [str(BIN / "tollkeeper"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=60,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"tollkeeper {' '.join(args)} failed: {proc.stderr}")
@@ -62,18 +71,34 @@ class Cli:
         return dict(self.json("keys", "create", "--project", project, "--json", *extra))
 
     def add_provider(self, name: str, secret: str, base_url: str, label: str = "main") -> None:
-        self.run("providers", "add", name, "--api-key-stdin", "--label", label,
-                 "--base-url", base_url, stdin=secret + "\n")
+        self.run(
+            "providers",
+            "add",
+            name,
+            "--api-key-stdin",
+            "--label",
+            label,
+            "--base-url",
+            base_url,
+            stdin=secret + "\n",
+        )
 
     def usage(self, by: str = "project") -> list[dict[str, Any]]:
         return list(self.json("usage", "--by", by, "--format", "json"))
 
 
 class GatewayProcess:
-    def __init__(self, workdir: Path, home: Path, *, db_url: str | None = None,
-                 reverse: Sequence[str] = ("openai", "anthropic"),
-                 extra_args: Sequence[str] = (), program: str = "mitmdump",
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        home: Path,
+        *,
+        db_url: str | None = None,
+        reverse: Sequence[str] = ("openai", "anthropic"),
+        extra_args: Sequence[str] = (),
+        program: str = "mitmdump",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir, self.home, self.db_url = workdir, home, db_url
         self.env = dict(env or {})
         self.program = program
@@ -100,15 +125,26 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.reverse_ports[name]}"
 
     def start(self) -> GatewayProcess:
-        args = [str(BIN / self.program), "-s", str(ADDON), "--set", f"confdir={self.confdir}",
-                "--set", "tollkeeper_refresh_ms=200"]
+        args = [
+            str(BIN / self.program),
+            "-s",
+            str(ADDON),
+            "--set",
+            f"confdir={self.confdir}",
+            "--set",
+            "tollkeeper_refresh_ms=200",
+        ]
         for m in self.modes:
             args += ["--mode", m]
         args += self.extra_args
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**base_env(self.home, self.db_url), **self.env},
-                                         cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**base_env(self.home, self.db_url), **self.env},
+                cwd=self.workdir,
+            )
         deadline = time.monotonic() + 30
         ports = [self.port, *self.reverse_ports.values()]
         while time.monotonic() < deadline:

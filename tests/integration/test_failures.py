@@ -162,8 +162,9 @@ def test_bad_upstream_traffic_never_crashes_and_is_recorded(
     stream = scenario == "cut"
     try:
         if stream:
-            list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                stream=True))
+            list(
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            )
         else:
             _chat(client)
     except (openai.APIError, json.JSONDecodeError, httpx.HTTPError):
@@ -178,11 +179,16 @@ def test_malformed_json_and_odd_content_types_are_forwarded_and_recorded(stack: 
     key = stack.cli.new_key("odd-bodies")["key"]
     url = stack.gateway.reverse_url("openai") + "/v1/chat/completions"
     with httpx.Client(trust_env=False, timeout=10) as c:
-        r1 = c.post(url, content=b'{"model": "gpt-4o-mini", "messages": [',
-                    headers={"authorization": f"Bearer {key}",
-                             "content-type": "application/json"})
-        r2 = c.post(url, content=b"hello", headers={"authorization": f"Bearer {key}",
-                                                     "content-type": "text/plain"})
+        r1 = c.post(
+            url,
+            content=b'{"model": "gpt-4o-mini", "messages": [',
+            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+        )
+        r2 = c.post(
+            url,
+            content=b"hello",
+            headers={"authorization": f"Bearer {key}", "content-type": "text/plain"},
+        )
     assert r1.status_code == r2.status_code == 400  # the provider's own answer, passed through
     rows = wait_for(lambda: [r for r in _records(stack, "odd-bodies") if r["requests"] == 2])
     assert rows and rows[0]["error_requests"] == 2

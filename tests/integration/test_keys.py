@@ -32,7 +32,7 @@ def test_bad_keys_get_401_and_nothing_is_forwarded(stack: Stack, monkeypatch, pr
     client = stack.openai_forward(presented or "placeholder", monkeypatch)
     if not presented:
         client.api_key = ""  # the SDK refuses an empty key at construction
-        client._custom_headers = {"Authorization": ""}  # noqa: SLF001
+        client._custom_headers = {"Authorization": ""}
     with pytest.raises(openai.AuthenticationError) as exc:
         _chat(client)
     assert exc.value.response.headers["x-tollkeeper-error"] == "invalid_key"
@@ -106,9 +106,7 @@ def test_everything_survives_a_restart(fresh_stack: Stack, monkeypatch):
     before = s.cli.usage("project")
     s.gateway.start()
     _chat(s.openai_forward(key["key"], monkeypatch))
-    after = wait_for(
-        lambda: [r for r in s.cli.usage("project") if r["requests"] == 2], timeout=5
-    )
+    after = wait_for(lambda: [r for r in s.cli.usage("project") if r["requests"] == 2], timeout=5)
     assert before[0]["requests"] == 1 and after[0]["project"] == "persistent"
     providers = s.cli.json("providers", "list", "--json")
     assert {p["provider"] for p in providers} == {"openai", "anthropic"}

@@ -86,7 +86,11 @@ def test_anthropic_accepts_x_api_key_and_forwards_only_the_real_key(stack: Stack
     import httpx2 as httpx  # the transport the SDKs use
 
     key = stack.cli.new_key("curl-style")["key"]
-    body = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with httpx.Client(trust_env=False) as c:
         r = c.post(
             stack.gateway.reverse_url("anthropic") + "/v1/messages",

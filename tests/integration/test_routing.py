@@ -51,7 +51,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         body = b"not intercepted"
         self.send_response(200)
         self.send_header("content-length", str(len(body)))

@@ -52,9 +52,10 @@ def test_flow_file_log_database_and_listings_hold_no_real_key(tmp_path: Path, mo
         data = f.read_bytes()
         for secret in SECRETS:
             assert secret not in data, f"real key found in {f}"
-    listing = stack.cli.run("providers", "list").stdout + stack.cli.run(
-        "providers", "list", "--json"
-    ).stdout
+    listing = (
+        stack.cli.run("providers", "list").stdout
+        + stack.cli.run("providers", "list", "--json").stdout
+    )
     assert OPENAI_REAL not in listing and ANTHROPIC_REAL not in listing
 
     with flows.open("rb") as f:
@@ -77,8 +78,14 @@ def test_mitmweb_shows_comments_and_no_real_key(tmp_path: Path, monkeypatch):
     gen = build_stack(
         tmp_path,
         program="mitmweb",
-        extra_args=("--set", f"web_port={web_port}", "--set", "web_open_browser=false",
-                    "--set", "web_password=s3cret"),
+        extra_args=(
+            "--set",
+            f"web_port={web_port}",
+            "--set",
+            "web_open_browser=false",
+            "--set",
+            "web_password=s3cret",
+        ),
     )
     stack = next(gen)
     try:
