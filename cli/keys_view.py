@@ -1,0 +1,107 @@
+"""How virtual keys are shown: JSON objects, table rows and the detail view. Never a secret."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from addon.store.keys_repo import policy_of
+from addon.store.models import VirtualKey, utcnow
+from cli.output import iso, print_table, short_time, usd, usd_or_none
+
+
+def status(row: VirtualKey, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def key_json(row: VirtualKey) -> dict[str, Any]:
+    """The stable JSON shape of a key (``keys show --json``, ``keys list --json``)."""
+    policy = policy_of(row)
+    return {
+        "id": row.id,
+        "project": row.project,
+        "status": status(row),
+        "created_at": iso(row.created_at),
+        "created_by": row.created_by,
+        "expires_at": iso(row.expires_at),
+        "revoked_at": iso(row.revoked_at),
+        "revoked_by": row.revoked_by,
+        "revoke_reason": row.revoke_reason,
+        "budget_usd": usd_or_none(row.budget_picousd),
+        "budget_period": row.budget_period,
+        "rpm": row.rpm,
+        "tpm": row.tpm,
+        "max_parallel": row.max_parallel,
+        "models": list(policy.allowed_models),
+        "providers": list(policy.allowed_providers),
+        "metadata": policy.metadata or {},
+    }
+
+
+def key_with_secret_json(row: VirtualKey, secret: str) -> dict[str, Any]:
+    """Shape of ``keys create --json`` and ``keys rotate --json``: the secret, once."""
+    return {"id": row.id, "key": secret, **{k: v for k, v in key_json(row).items() if k != "id"}}
+
+
+def budget_text(row: VirtualKey) -> str:
+    if row.budget_picousd is None:
+        return "-"
+    return f"${usd(row.budget_picousd)} {row.budget_period}"
+
+
+def print_key_table(rows: list[VirtualKey]) -> None:
+    now = utcnow()
+    print_table(
+        ["ID", "PROJECT", "CREATED", "EXPIRES", "STATUS", "BUDGET"],
+        [
+            [
+                r.id,
+                r.project,
+                short_time(r.created_at),
+                short_time(r.expires_at) if r.expires_at else "never",
+                status(r, now),
+                budget_text(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def print_key_details(row: VirtualKey) -> None:
+    data = key_json(row)
+    lines = [
+        ("id", row.id),
+        ("project", row.project),
+        ("status", data["status"]),
+        ("created", f"{short_time(row.created_at)} UTC by {row.created_by or '-'}"),
+        ("expires", f"{short_time(row.expires_at)} UTC" if row.expires_at else "never"),
+    ]
+    if row.revoked_at is not None:
+        reason = f" ({row.revoke_reason})" if row.revoke_reason else ""
+        lines.append(
+            ("revoked", f"{short_time(row.revoked_at)} UTC by {row.revoked_by or '-'}{reason}")
+        )
+    lines += [
+        ("budget", budget_text(row)),
+        ("rpm", _or_dash(row.rpm)),
+        ("tpm", _or_dash(row.tpm)),
+        ("max parallel", _or_dash(row.max_parallel)),
+        ("models", ", ".join(data["models"]) or "any"),
+        ("providers", ", ".join(data["providers"]) or "any"),
+        ("metadata", json.dumps(data["metadata"], sort_keys=True)),
+    ]
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        click.echo(f"{name + ':':<{width + 1}} {value}")
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)

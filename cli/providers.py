@@ -1,0 +1,222 @@
+"""``tollkeeper providers``: the real provider keys the gateway swaps in (a pool per provider).
+
+Secrets are read from an environment variable or stdin, never from the command line (where
+they would land in shell history and ``ps``), stored encrypted, and shown only as ``…`` plus
+their last four characters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from addon.store import realkeys_repo
+from addon.store.models import RealKey
+from addon.vault import Vault, VaultError
+from cli.context import App, UserError, pass_app
+from cli.output import iso, note, print_json, print_table, short_time
+
+# Known provider names (to move into the provider registry once it exists).
+PROVIDER_NAMES = frozenset(
+    {
+        "openai",
+        "anthropic",
+        "gemini",
+        "azure",
+        "mistral",
+        "groq",
+        "deepseek",
+        "xai",
+        "openrouter",
+        "together",
+        "fireworks",
+    }
+)
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_provider(name: str) -> str:
+    if name not in PROVIDER_NAMES:
+        raise UserError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDER_NAMES))}")
+    return name
+
+
+def check_base_url(url: str) -> str:
+    """An http(s) URL with a host, no credentials and no fragment."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as e:
+        raise UserError(f"--base-url {url!r} is not a valid URL: {e}") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UserError(f"--base-url {url!r} must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise UserError("--base-url must not contain credentials; the key goes in the key store")
+    if parts.fragment or parts.query:
+        raise UserError(f"--base-url {url!r} must not have a query or fragment")
+    return url
+
+
+def key_hint(row: RealKey) -> str:
+    """What may be shown of a key: ``…abcd``, or the name of the variable it refers to."""
+    if row.env_ref:
+        return f"${row.env_ref}"
+    return f"…{row.last4}"
+
+
+def real_key_json(row: RealKey) -> dict[str, Any]:
+    return {
+        "provider": row.provider,
+        "label": row.label,
+        "base_url": row.base_url,
+        "stored_as": "env_ref" if row.env_ref else "encrypted",
+        "env_ref": row.env_ref,
+        "key_hint": key_hint(row),
+        "status": row.status,
+        "cooldown_until": iso(row.cooldown_until),
+        "consecutive_auth_failures": row.consecutive_auth_failures,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+    }
+
+
+def _read_secret(env_var: str | None, from_stdin: bool) -> str:
+    if env_var is not None:
+        value = os.environ.get(env_var, "").strip()
+        if not value:
+            raise UserError(f"environment variable {env_var} is not set or empty")
+        return value
+    if sys.stdin.isatty():
+        value = click.prompt("API key", hide_input=True, err=True)
+    else:
+        value = sys.stdin.readline()
+    value = value.strip()
+    if not value:
+        raise UserError("no API key on stdin")
+    return value
+
+
+def _check_master_key(vault: Vault, rows: list[RealKey]) -> None:
+    """Refuse to mix master keys: the stored keys must decrypt with this one."""
+    stored = next((r for r in rows if r.ciphertext), None)
+    if stored is None or stored.ciphertext is None:
+        return
+    try:
+        vault.decrypt(stored.ciphertext)
+    except VaultError as e:
+        raise UserError(
+            "the master key does not decrypt the keys already stored "
+            "(check TOLLKEEPER_MASTER_KEY or the master.key file)"
+        ) from e
+
+
+@click.group()
+def providers() -> None:
+    """Real provider keys: the credentials the gateway uses upstream."""
+
+
+@providers.command()
+@click.argument("name")
+@click.option("--api-key-env", metavar="VAR", help="Read the key from this environment variable.")
+@click.option("--api-key-stdin", is_flag=True, help="Read the key from one line of stdin.")
+@click.option("--label", default="default", show_default=True, help="Name of this key in the pool.")
+@click.option("--base-url", metavar="URL", help="Send this provider's traffic to another endpoint.")
+@click.option(
+    "--store-env-reference",
+    is_flag=True,
+    help="Store only the variable name given by --api-key-env; the gateway reads it at use.",
+)
+@pass_app
+def add(
+    app: App,
+    name: str,
+    api_key_env: str | None,
+    api_key_stdin: bool,
+    label: str,
+    base_url: str | None,
+    store_env_reference: bool,
+) -> None:
+    """Add a real key for provider NAME, stored encrypted with the master key.
+
+    The master key comes from TOLLKEEPER_MASTER_KEY, else from <home>/master.key (created with
+    mode 0600 on first use). Keep it: without it stored keys cannot be decrypted.
+    """
+    check_provider(name)
+    if (api_key_env is None) == (not api_key_stdin):
+        raise UserError("give exactly one of --api-key-env VAR or --api-key-stdin")
+    if api_key_env is not None and not _ENV_NAME_RE.match(api_key_env):
+        raise UserError(f"--api-key-env {api_key_env!r} is not an environment variable name")
+    if store_env_reference and api_key_env is None:
+        raise UserError("--store-env-reference needs --api-key-env")
+    if not label.strip():
+        raise UserError("--label must not be empty")
+    if base_url is not None:
+        check_base_url(base_url)
+    secret: str | None = None
+    if store_env_reference:
+        if not os.environ.get(str(api_key_env), "").strip():
+            note(f"Warning: {api_key_env} is not set here; the gateway must have it.")
+    else:
+        secret = _read_secret(api_key_env, api_key_stdin)
+    with app.session() as session:
+        vault = app.vault()
+        _check_master_key(vault, realkeys_repo.list_real_keys(session=session))
+        row = realkeys_repo.add_real_key(
+            session=session,
+            vault=vault,
+            provider=name,
+            label=label.strip(),
+            secret=secret,
+            env_ref=api_key_env if store_env_reference else None,
+            base_url=base_url,
+            actor=app.actor,
+        )
+        hint = key_hint(row)
+    stored = "as a reference to" if store_env_reference else "encrypted, key"
+    note(f"Added {name} key {label.strip()!r} ({stored} {hint}).")
+
+
+@providers.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_app
+def list_(app: App, as_json: bool) -> None:
+    """List real keys with their health; keys show only as … and their last 4 characters."""
+    with app.session() as session:
+        rows = realkeys_repo.list_real_keys(session=session)
+    if as_json:
+        print_json([real_key_json(r) for r in rows])
+        return
+    if not rows:
+        note("No provider keys. Add one with 'tollkeeper providers add'.")
+        return
+    print_table(
+        ["PROVIDER", "LABEL", "KEY", "BASE URL", "STATUS", "COOLDOWN UNTIL", "AUTH FAILURES"],
+        [
+            [
+                r.provider,
+                r.label,
+                key_hint(r),
+                r.base_url or "-",
+                r.status,
+                short_time(r.cooldown_until),
+                r.consecutive_auth_failures,
+            ]
+            for r in rows
+        ],
+    )
+
+
+@providers.command()
+@click.argument("name")
+@click.option("--label", required=True, help="Which key of the provider's pool.")
+@pass_app
+def remove(app: App, name: str, label: str) -> None:
+    """Remove a real key from provider NAME's pool."""
+    with app.session() as session:
+        realkeys_repo.remove_real_key(session=session, provider=name, label=label, actor=app.actor)
+    note(f"Removed {name} key {label!r}.")

@@ -1,0 +1,123 @@
+"""``tollkeeper serve``: start the gateway, a thin launcher of mitmdump (or mitmweb).
+
+It only assembles the command line and execs it; the proxy is mitmproxy itself with
+``addon/gateway.py`` loaded. ``--dry-run`` prints the command instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+import addon
+from cli.context import App, UserError, pass_app, safe_url
+
+OPENAI_UPSTREAM = "https://api.openai.com"
+ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
+PORT = click.IntRange(1, 65535)
+
+
+def gateway_script() -> Path:
+    """``addon/gateway.py`` of the installed package."""
+    return Path(addon.__file__).resolve().parent / "gateway.py"
+
+
+def mitmproxy_tool(name: str) -> str:
+    """``mitmdump``/``mitmweb`` next to this Python (the same venv), else on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise UserError(f"{name} not found next to {sys.executable} or on PATH")
+    return found
+
+
+def build_command(
+    *,
+    tool: str,
+    host: str,
+    port: int,
+    openai_port: int | None,
+    anthropic_port: int | None,
+    web_port: int | None,
+    extra: tuple[str, ...],
+) -> list[str]:
+    """The mitmproxy command line: one regular listener plus the reverse listeners asked for."""
+    ports = [p for p in (port, openai_port, anthropic_port, web_port) if p is not None]
+    if len(ports) != len(set(ports)):
+        raise UserError(f"ports must differ (got {', '.join(map(str, ports))})")
+    command = [tool, "-s", str(gateway_script()), "--mode", f"regular@{host}:{port}"]
+    if openai_port is not None:
+        command += ["--mode", f"reverse:{OPENAI_UPSTREAM}@{host}:{openai_port}"]
+    if anthropic_port is not None:
+        command += ["--mode", f"reverse:{ANTHROPIC_UPSTREAM}@{host}:{anthropic_port}"]
+    if web_port is not None:  # the UI stays on mitmweb's default host, 127.0.0.1
+        command += ["--set", f"web_port={web_port}"]
+    return command + list(extra)
+
+
+def _settings_env(app: App) -> dict[str, str]:
+    """Global --home/--db, handed to the gateway through the environment it shares with us."""
+    env = {}
+    if app.home is not None:
+        env["TOLLKEEPER_HOME"] = app.home
+    if app.db is not None:
+        env["TOLLKEEPER_DB"] = app.db
+    return env
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="Forward-proxy port.")
+@click.option("--openai-port", type=PORT, help=f"Also a reverse listener for {OPENAI_UPSTREAM}.")
+@click.option(
+    "--anthropic-port", type=PORT, help=f"Also a reverse listener for {ANTHROPIC_UPSTREAM}."
+)
+@click.option("--web", is_flag=True, help="Run mitmweb (flows in the browser) instead of mitmdump.")
+@click.option("--web-port", type=PORT, default=8090, show_default=True, help="mitmweb's UI port.")
+@click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
+@click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def serve(
+    app: App,
+    host: str,
+    port: int,
+    openai_port: int | None,
+    anthropic_port: int | None,
+    web: bool,
+    web_port: int,
+    dry_run: bool,
+    mitmproxy_args: tuple[str, ...],
+) -> None:
+    """Start the gateway: mitmdump (or mitmweb) with addon/gateway.py.
+
+    Arguments after -- go to mitmproxy unchanged, e.g.
+    'tollkeeper serve -- --set confdir=/etc/tollkeeper/mitmproxy'.
+    """
+    tool_name = "mitmweb" if web else "mitmdump"
+    command = build_command(
+        tool=mitmproxy_tool(tool_name),
+        host=host,
+        port=port,
+        openai_port=openai_port,
+        anthropic_port=anthropic_port,
+        web_port=web_port if web else None,
+        extra=mitmproxy_args,
+    )
+    env = _settings_env(app)
+    if dry_run:
+        shown = {k: safe_url(v) if k == "TOLLKEEPER_DB" else v for k, v in env.items()}
+        prefix = [f"{k}={v}" for k, v in shown.items()]
+        click.echo(" ".join([*map(shlex.quote, prefix), shlex.join(command)]))
+        return
+    if not gateway_script().exists():
+        raise UserError(f"{gateway_script()} is missing; is tollkeeper installed completely?")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, {**os.environ, **env})  # noqa: S606 - the launcher's job
