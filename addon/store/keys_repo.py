@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -79,7 +80,7 @@ def create_key(
 
 
 def get_key(*, session: Session, key_id: str) -> VirtualKey:
-    row = session.get(VirtualKey, key_id)
+    row = session.get(VirtualKey, key_id, populate_existing=True)
     if row is None:
         raise NotFound(f"no virtual key with id {key_id!r}")
     return row
@@ -97,9 +98,17 @@ def is_active(row: VirtualKey, now: datetime) -> bool:
     return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
 
 
+def _lock_row(session: Session, key_id: str) -> None:
+    """Take the row's write lock first (PostgreSQL row lock; SQLite's write lock), so that
+    a read-modify-write below cannot interleave with another process's."""
+    session.execute(update(VirtualKey).where(col(VirtualKey.id) == key_id).values(id=key_id))
+
+
 def revoke_key(*, session: Session, key_id: str, actor: str, reason: str | None) -> VirtualKey:
+    _lock_row(session, key_id)
     row = get_key(session=session, key_id=key_id)
     if row.revoked_at is not None:
+        session.rollback()
         raise Conflict(f"key {key_id} is already revoked")
     now = utcnow()
     row.revoked_at, row.revoked_by, row.revoke_reason, row.updated_at = now, actor, reason, now
@@ -118,8 +127,10 @@ def revoke_key(*, session: Session, key_id: str, actor: str, reason: str | None)
 
 def rotate_key(*, session: Session, key_id: str, actor: str) -> tuple[VirtualKey, str]:
     """New secret, same id, policy and history; the old secret stops working."""
+    _lock_row(session, key_id)
     row = get_key(session=session, key_id=key_id)
     if row.revoked_at is not None:
+        session.rollback()
         raise Conflict(f"key {key_id} is revoked; create a new one")
     full = keys.format_key(key_id, keys.new_secret())
     row.secret_hash, row.updated_at = keys.hash_key(full), utcnow()
@@ -132,6 +143,7 @@ def rotate_key(*, session: Session, key_id: str, actor: str) -> tuple[VirtualKey
 
 def update_key(*, session: Session, key_id: str, changes: dict[str, Any], actor: str) -> VirtualKey:
     """Apply policy changes (field name → new value) to a live key."""
+    _lock_row(session, key_id)
     row = get_key(session=session, key_id=key_id)
     current = policy_of(row)
     merged = KeyPolicy(**{**current.__dict__, **changes})

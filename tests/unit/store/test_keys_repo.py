@@ -62,3 +62,39 @@ def test_expired_keys_are_inactive(session):
 def test_unknown_key_id_raises_not_found(session):
     with pytest.raises(NotFound):
         keys_repo.get_key(session=session, key_id="nosuchkey0")
+
+
+def test_concurrent_revokes_of_one_key_give_exactly_one_success(db_url):
+    import threading
+
+    engine = open_store(db_url)
+    try:
+        for _ in range(5):
+            with Session(engine) as s:
+                row, _ = keys_repo.create_key(
+                    session=s, project="race", policy=keys_repo.KeyPolicy(), actor="a"
+                )
+            barrier, outcomes = threading.Barrier(2), []
+
+            def revoke(
+                actor: str, key_id: str = row.id, barrier=barrier, outcomes=outcomes
+            ) -> None:
+                with Session(engine) as s:
+                    barrier.wait()
+                    try:
+                        keys_repo.revoke_key(session=s, key_id=key_id, actor=actor, reason=None)
+                        outcomes.append("ok")
+                    except Conflict:
+                        outcomes.append("conflict")
+
+            threads = [threading.Thread(target=revoke, args=(n,)) for n in ("x", "y")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(outcomes) == ["conflict", "ok"]
+        with Session(engine) as s:
+            revokes = [e for e in list_events(session=s) if e.action == "key.revoked"]
+        assert len(revokes) == 5
+    finally:
+        engine.dispose()
