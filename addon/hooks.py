@@ -11,21 +11,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
 from addon import auth, flowtools, options
+from addon.admission import admit_request
 from addon.errors import (
+    BudgetExceeded,
     GatewayError,
     GatewayFault,
     NoRealKey,
+    RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector, placeholder
+from addon.limits import Limits
 from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
@@ -34,6 +38,7 @@ from addon.providers.registry import allow_hosts_patterns, by_host
 from addon.records import BILLABLE_APIS, UsageDraft, price
 from addon.runtime import Runtime
 from addon.store.db import StoreUnavailable
+from addon.store.limits_repo import LimitExceeded
 from addon.upstream import parse_base_url, upstream_path
 from addon.vault import VaultError
 from addon.writer import HealthEvent
@@ -186,6 +191,7 @@ class Gateway:
             return
         try:
             self._inspect_body(flow, state)
+            await self._enforce_limits(state)
             state.forwarded = True
         except GatewayError as e:
             self._reject(flow, state, e)
@@ -211,6 +217,35 @@ class Gateway:
             auth.check_model(state.key, state.model)
         if state.api in BILLABLE_APIS:
             state.request_body = raw
+
+    async def _enforce_limits(self, state: FlowState) -> None:
+        key, rt = state.key, self.runtime
+        if key is None or rt is None:
+            return
+        limits = Limits(
+            key.id, key.budget_picousd, key.budget_period, key.rpm, key.tpm, key.max_parallel
+        )
+        if not limits.any:
+            return
+        try:
+            await asyncio.to_thread(
+                admit_request,
+                engine=rt.engine,
+                prices=rt.prices,
+                limits=limits,
+                request_id=state.request_id,
+                provider=state.provider.name,
+                api=state.api,
+                model=state.model,
+                raw_body=state.request_body,
+                ttl=timedelta(seconds=(rt.config.upstream_timeout_s or 3600) + 60),
+            )
+        except LimitExceeded as e:
+            if e.kind == "budget":
+                raise BudgetExceeded(f"The virtual key {key.id}: {e.message}.") from None
+            raise RateLimited(
+                f"The virtual key {key.id}: {e.message}.", retry_after_s=e.retry_after_s
+            ) from None
 
     @staticmethod
     def _inject_include_usage(flow: http.HTTPFlow, state: FlowState, body: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from addon.store import keys_repo
+from addon.store import keys_repo, limits_repo
 from addon.store.keys_repo import BUDGET_PERIODS, KeyPolicy
 from addon.store.models import utcnow
 from cli import keys_view
@@ -180,13 +180,18 @@ def list_(app: App, show_all: bool, project: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @pass_app
 def show(app: App, key_id: str, as_json: bool) -> None:
-    """Show one key's project, status and policy (not its secret)."""
+    """Show one key's project, status, policy and current spend (not its secret).
+
+    Spend is what the current budget period has settled plus what is in flight; the
+    period resets at 00:00 UTC (daily) or on the 1st (monthly)."""
+    now = utcnow()
     with app.session() as session:
         row = keys_repo.get_key(session=session, key_id=key_id)
+        live = limits_repo.state(session, keys_view.limits_of(row), now)
     if as_json:
-        print_json(keys_view.key_json(row))
+        print_json({**keys_view.key_json(row), **keys_view.live_json(row, live, now)})
     else:
-        keys_view.print_key_details(row)
+        keys_view.print_key_details(row, live, now)
 
 
 @keys.command()

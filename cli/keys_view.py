@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
+from addon.limits import Limits, period_reset
 from addon.store.keys_repo import policy_of
+from addon.store.limits_repo import KeyState
 from addon.store.models import VirtualKey, utcnow
 from cli.output import iso, print_table, short_time, usd, usd_or_none
 
@@ -75,8 +77,30 @@ def print_key_table(rows: list[VirtualKey]) -> None:
     )
 
 
-def print_key_details(row: VirtualKey) -> None:
+def limits_of(row: VirtualKey) -> Limits:
+    return Limits(row.id, row.budget_picousd, row.budget_period, row.rpm, row.tpm, row.max_parallel)
+
+
+def live_json(row: VirtualKey, live: KeyState, now: datetime) -> dict[str, Any]:
+    """Current spend against the budget and this minute's rate counters."""
+    remaining = None
+    if row.budget_picousd is not None:
+        left = row.budget_picousd - live.spent_picousd - live.reserved_picousd
+        remaining = usd(max(0, left))
+    return {
+        "spent_usd": usd(live.spent_picousd),
+        "reserved_usd": usd(live.reserved_picousd),
+        "remaining_usd": remaining,
+        "period_resets_at": iso(period_reset(row.budget_period, now)),
+        "in_flight": live.inflight,
+        "requests_this_minute": live.minute_requests,
+        "tokens_this_minute": live.minute_tokens,
+    }
+
+
+def print_key_details(row: VirtualKey, live: KeyState, now: datetime) -> None:
     data = key_json(row)
+    extra = live_json(row, live, now)
     lines = [
         ("id", row.id),
         ("project", row.project),
@@ -91,6 +115,13 @@ def print_key_details(row: VirtualKey) -> None:
         )
     lines += [
         ("budget", budget_text(row)),
+        ("spent", f"${extra['spent_usd']} (+${extra['reserved_usd']} in flight)"),
+        (
+            "resets",
+            f"{short_time(period_reset(row.budget_period, now))} UTC"
+            if row.budget_period != "total"
+            else "never",
+        ),
         ("rpm", _or_dash(row.rpm)),
         ("tpm", _or_dash(row.tpm)),
         ("max parallel", _or_dash(row.max_parallel)),

@@ -116,3 +116,38 @@ class PriceOverride(SQLModel, table=True):
     model: str = Field(primary_key=True, max_length=200)
     prices_json: str = Field(sa_column=Column(Text, nullable=False))  # decimal strings per Mtok
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InflightRequest(SQLModel, table=True):
+    """An admitted request of a limited key, until its usage record is written."""
+
+    __tablename__ = "inflight_requests"
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    virtual_key_id: str = Field(index=True, max_length=16)
+    started_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    reserved_picousd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    reserved_tokens: int = 0
+
+
+class KeyDailySpend(SQLModel, table=True):
+    """Settled spend per key and UTC day (budgets sum the days of their period)."""
+
+    __tablename__ = "key_daily_spend"
+
+    virtual_key_id: str = Field(primary_key=True, max_length=16)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    spent_picousd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    requests: int = 0
+
+
+class KeyMinuteUsage(SQLModel, table=True):
+    """Requests admitted and tokens metered per key and UTC minute (RPM and TPM)."""
+
+    __tablename__ = "key_minute_usage"
+
+    virtual_key_id: str = Field(primary_key=True, max_length=16)
+    minute: int = Field(primary_key=True)  # minutes since the epoch
+    requests: int = 0
+    tokens: int = 0

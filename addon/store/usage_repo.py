@@ -10,6 +10,7 @@ from typing import cast as typing_cast
 from sqlalchemy import ColumnElement, String, cast, func
 from sqlmodel import Session, col, select
 
+from addon.store.limits_repo import settle
 from addon.store.models import UsageRecord
 
 GROUPS = {
@@ -29,7 +30,8 @@ TOKEN_FIELDS = (
 
 
 def insert_records(*, session: Session, records: Sequence[UsageRecord]) -> int:
-    """Insert records whose request_id is not stored yet (spool replays are safe)."""
+    """Insert records whose request_id is not stored yet (spool replays are safe), and
+    settle them into the budget and rate counters in the same transaction."""
     if not records:
         return 0
     ids = [r.request_id for r in records]
@@ -38,6 +40,7 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord]) -> int:
     )
     fresh = [r for r in records if r.request_id not in existing]
     session.add_all(fresh)
+    settle(session, fresh)
     session.commit()
     return len(fresh)
 

@@ -129,7 +129,9 @@ def test_list_and_show_never_print_a_secret_or_its_hash(ok):
             assert secret not in out and keys.hash_key(data["key"]) not in out
     listed = json.loads(outputs[1])
     assert all("key" not in item and "secret_hash" not in item for item in listed)
-    assert json.loads(outputs[3]) == listed[0]
+    shown = json.loads(outputs[3])
+    assert {k: v for k, v in shown.items() if k in listed[0]} == listed[0]
+    assert shown["spent_usd"] == "0.00" and shown["in_flight"] == 0
 
 
 def test_list_table_shows_status_budget_and_expiry(ok):

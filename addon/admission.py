@@ -1,0 +1,68 @@
+"""Admitting a request of a key with limits: estimate it, then reserve it in the database.
+
+Runs in a worker thread (tiktoken and the database are blocking); the hooks await it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from addon.limits import Limits
+from addon.metering.estimate import estimate_prompt_tokens
+from addon.metering.usage import Usage
+from addon.pricing.table import PriceBook
+from addon.records import price
+from addon.store.limits_repo import admit
+
+OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def estimate(api: str, model: str | None, raw_body: bytes | None) -> tuple[int, int]:
+    """(prompt tokens, output tokens the client allows) for a request body."""
+    if not raw_body:
+        return 0, 0
+    try:
+        body: Any = json.loads(raw_body)
+    except ValueError:
+        return 0, 0
+    prompt = estimate_prompt_tokens(api, body, model)
+    output = 0
+    if isinstance(body, dict):
+        for name in OUTPUT_LIMIT_FIELDS:
+            value = body.get(name)
+            if isinstance(value, int) and value > 0:
+                output = value
+                break
+    return prompt, output
+
+
+def admit_request(
+    *,
+    engine: Engine,
+    prices: PriceBook,
+    limits: Limits,
+    request_id: str,
+    provider: str,
+    api: str,
+    model: str | None,
+    raw_body: bytes | None,
+    ttl: timedelta,
+) -> None:
+    """Reserve the request or raise ``LimitExceeded``."""
+    prompt, output = estimate(api, model, raw_body)
+    cost = price(prices, provider, model, Usage(input_tokens=prompt, output_tokens=output))
+    with Session(engine) as session:
+        admit(
+            session=session,
+            limits=limits,
+            request_id=request_id,
+            now=datetime.now(UTC),
+            reserve_picousd=cost or 0,
+            reserve_tokens=prompt + output,
+            ttl=ttl,
+        )

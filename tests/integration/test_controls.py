@@ -1,0 +1,178 @@
+"""Budgets, rate limits and allow-lists, enforced exactly at the gateway — also when two
+gateway processes share one PostgreSQL database."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+from integration.conftest import Stack, build_stack
+from integration.harness import GatewayProcess, wait_for
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+CHAT_COST = Decimal("0.0001272")  # the fake's gpt-4o-mini usage (providers.md §4.4)
+
+
+def _chat(client):
+    return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def _outcome(client) -> str:
+    try:
+        _chat(client)
+        return "ok"
+    except openai.RateLimitError as e:
+        return e.response.headers.get("x-tollkeeper-error", "provider-429")
+
+
+def _wait_for_fresh_minute(min_left: float = 15.0) -> None:
+    """RPM/TPM windows are UTC minutes: keep a burst inside one."""
+    left = 60 - time.time() % 60
+    if left < min_left:
+        time.sleep(left + 0.2)
+
+
+def _spent(stack: Stack, project: str) -> Decimal:
+    rows = [r for r in stack.cli.usage("project") if r["project"] == project]
+    return Decimal(rows[0]["cost_usd"]) if rows else Decimal(0)
+
+
+def test_budget_holds_under_a_parallel_burst(stack: Stack, monkeypatch):
+    budget = Decimal("0.001")
+    key = stack.cli.new_key("budget", "--budget", str(budget))
+    client = stack.openai_forward(key["key"], monkeypatch)
+    client = client.with_options(max_retries=2)  # the SDK must not retry a budget refusal
+    assert _outcome(client) == "ok"  # history: reservations use the key's average cost
+    wait_for(lambda: _spent(stack, "budget") > 0, timeout=3)
+    stack.upstream.set_scenario("ok", delay=0.2)  # streams are slow enough to overlap
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(lambda _: _outcome(client), range(16)))
+    assert "budget_exceeded" in outcomes and outcomes.count("ok") >= 5
+    # every request is recorded, refused ones too (at no cost)
+    total = wait_for(lambda: _settled(stack, "budget", 1 + len(outcomes)), timeout=5)
+    assert total <= budget + CHAT_COST, total  # overshoot at most one request's cost
+    served = [r for r in stack.upstream.requests if r.path == "/v1/chat/completions"]
+    assert len(served) == 1 + outcomes.count("ok")  # refusals were not retried upstream
+    show = stack.cli.json("keys", "show", key["id"], "--json")
+    assert Decimal(show["spent_usd"]) == total
+
+
+def _settled(stack: Stack, project: str, requests: int) -> Decimal | None:
+    rows = [r for r in stack.cli.usage("project") if r["project"] == project]
+    if rows and rows[0]["requests"] == requests:
+        return Decimal(rows[0]["cost_usd"])
+    return None
+
+
+def test_budget_refusal_is_shaped_for_the_sdk(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("budget-zero", "--budget", "0")
+    with pytest.raises(openai.RateLimitError) as exc:
+        _chat(stack.openai_forward(key["key"], monkeypatch))
+    h = exc.value.response.headers
+    assert h["x-tollkeeper-error"] == "budget_exceeded" and h["x-should-retry"] == "false"
+    assert exc.value.body["code"] == "insufficient_quota"
+    assert stack.upstream.requests == []
+
+
+def test_rpm_limit_and_retry_after(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("rpm", "--rpm", "3")
+    client = stack.openai_forward(key["key"], monkeypatch)
+    _wait_for_fresh_minute()
+    outcomes = [_outcome(client) for _ in range(5)]
+    assert outcomes == ["ok"] * 3 + ["rate_limited"] * 2
+    with pytest.raises(openai.RateLimitError) as exc:
+        _chat(client)
+    assert 0 < int(exc.value.response.headers["retry-after"]) <= 60
+
+
+def test_tpm_counts_metered_tokens(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("tpm", "--tpm", "2000")  # the fake reports 1240 tokens a call
+    client = stack.openai_forward(key["key"], monkeypatch)
+    _wait_for_fresh_minute()
+    assert _outcome(client) == "ok"
+    wait_for(lambda: _spent(stack, "tpm") > 0, timeout=3)  # settled: 1240 tokens counted
+    assert _outcome(client) == "ok"  # 1240 + the small estimate of this request < 2000
+    wait_for(lambda: _settled(stack, "tpm", 2), timeout=3)
+    assert _outcome(client) == "rate_limited"  # 2480 > 2000
+
+
+def test_max_parallel(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("parallel", "--max-parallel", "2")
+    client = stack.openai_forward(key["key"], monkeypatch)
+    stack.upstream.set_scenario("slow", seconds=1.5)
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(lambda _: _outcome(client), range(6)))
+    assert sorted(outcomes) == ["ok", "ok"] + ["rate_limited"] * 4
+
+
+def test_provider_and_model_allow_lists(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("allow", "--providers", "openai", "--models", "gpt-4o*")["key"]
+    oa = stack.openai_forward(key, monkeypatch)
+    assert _chat(oa).usage.total_tokens > 0
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        oa.responses.create(model="gpt-5-mini", input="hi")
+    assert exc.value.response.headers["x-tollkeeper-error"] == "not_allowed"
+    with pytest.raises(anthropic.PermissionDeniedError):
+        stack.anthropic_forward(key, monkeypatch).messages.create(
+            model="claude-haiku-4-5", max_tokens=8, messages=MESSAGES
+        )
+    assert [r.path for r in stack.upstream.requests] == ["/v1/chat/completions"]
+
+
+def test_keys_update_applies_to_the_running_gateway_within_a_second(stack: Stack, monkeypatch):
+    key = stack.cli.new_key("update")
+    client = stack.openai_forward(key["key"], monkeypatch)
+    _wait_for_fresh_minute()
+    assert _outcome(client) == "ok"
+    stack.cli.run("keys", "update", key["id"], "--rpm", "1")
+    assert wait_for(lambda: _outcome(client) == "rate_limited", timeout=1.0, interval=0.05)
+    stack.cli.run("keys", "update", key["id"], "--models", "claude-*")
+    assert wait_for(lambda: _forbidden(client), timeout=1.0, interval=0.05)
+
+
+def _forbidden(client) -> bool:
+    try:
+        _chat(client)
+    except openai.PermissionDeniedError:
+        return True
+    except openai.RateLimitError:
+        return False
+    return False
+
+
+@pytest.mark.postgres
+def test_two_gateway_processes_share_rpm_and_budget(postgres_url, tmp_path: Path, monkeypatch):
+    gen = build_stack(tmp_path, db_url=postgres_url)
+    s = next(gen)
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = GatewayProcess(second_dir, s.workdir / "home", db_url=postgres_url).start()
+    try:
+        rpm_key = s.cli.new_key("shared-rpm", "--rpm", "6")["key"]
+        clients = [s.openai_reverse(rpm_key, monkeypatch)]
+        clients.append(clients[0].with_options(base_url=second.reverse_url("openai") + "/v1"))
+        _wait_for_fresh_minute(20)
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(lambda i: _outcome(clients[i % 2]), range(16)))
+        assert outcomes.count("ok") == 6, outcomes  # in total, not 6 per process
+
+        budget_key = s.cli.new_key("shared-budget", "--budget", "0.0006")["key"]
+        bclients = [s.openai_reverse(budget_key, monkeypatch)]
+        bclients.append(bclients[0].with_options(base_url=second.reverse_url("openai") + "/v1"))
+        assert _outcome(bclients[0]) == "ok"
+        wait_for(lambda: _spent(s, "shared-budget") > 0, timeout=3)
+        s.upstream.set_scenario("ok", delay=0.2)
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(lambda i: _outcome(bclients[i % 2]), range(12)))
+        total = wait_for(lambda: _settled(s, "shared-budget", 1 + len(outcomes)), timeout=5)
+        assert total is not None and total <= Decimal("0.0006") + CHAT_COST
+        assert "budget_exceeded" in outcomes
+    finally:
+        second.stop()
+        s.gateway.stop()
+        next(gen, None)
