@@ -1,0 +1,212 @@
+"""From what a flow showed to one usage record: exact usage, estimates, and exact cost."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from addon.metering.usage import MeterResult, Usage
+from addon.pricing.table import PriceBook
+from addon.records import UsageDraft, finish, price
+
+BOOK = PriceBook.bundled()
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# gpt-4o-mini list price: $0.15 input, $0.075 cached input, $0.60 output per million tokens
+IN, CACHED, OUT = 150_000, 75_000, 600_000  # picodollars per token
+CHAT_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the world"}]}
+).encode()
+PROMPT_TOKENS = 5  # "Say hello to the world" in o200k_base
+REPLY = "Hello, world! How are you today?"
+REPLY_TOKENS = 9  # in o200k_base
+
+
+def draft(**changes: Any) -> UsageDraft:
+    fields: dict[str, Any] = {
+        "request_id": "req-1",
+        "created_at": T0,
+        "provider": "openai",
+        "api": "openai.chat",
+        "endpoint": "/v1/chat/completions",
+        "virtual_key_id": "abc123xyz0",
+        "project": "proj",
+        "real_key_label": "main",
+        "requested_model": "gpt-4o-mini",
+        "status_code": 200,
+        "latency_ms": 420,
+        "forwarded": True,
+    }
+    fields.update(changes)
+    return UsageDraft(**fields)
+
+
+def test_reported_usage_is_kept_exactly_with_its_cost() -> None:
+    usage = Usage(input_tokens=1200, cached_input_tokens=1000, output_tokens=40)
+    d = draft(
+        result=MeterResult(usage=usage, model="gpt-4o-mini-2024-07-18"),
+        request_body=CHAT_BODY,
+        provider_request_id="req_abc",
+        ttfb_ms=90,
+    )
+    r = finish(d, BOOK)
+    assert (r.input_tokens, r.cached_input_tokens, r.output_tokens) == (1200, 1000, 40)
+    assert r.estimated is False
+    assert r.cost_picousd == 200 * IN + 1000 * CACHED + 40 * OUT
+    assert r.model == "gpt-4o-mini-2024-07-18"  # as the provider reported it
+    assert (r.request_id, r.created_at, r.project, r.virtual_key_id) == (
+        "req-1",
+        T0,
+        "proj",
+        "abc123xyz0",
+    )
+    assert (r.real_key_label, r.status_code, r.latency_ms, r.ttfb_ms) == ("main", 200, 420, 90)
+    assert (r.provider, r.endpoint, r.provider_request_id) == (
+        "openai",
+        "/v1/chat/completions",
+        "req_abc",
+    )
+
+
+def test_every_token_field_is_carried_over() -> None:
+    usage = Usage(
+        input_tokens=100,
+        cached_input_tokens=10,
+        cache_write_tokens=20,
+        cache_write_1h_tokens=5,
+        output_tokens=30,
+        reasoning_tokens=7,
+    )
+    r = finish(
+        draft(
+            provider="anthropic",
+            api="anthropic.messages",
+            result=MeterResult(usage=usage, model="x"),
+        ),
+        BOOK,
+    )
+    assert (r.input_tokens, r.cached_input_tokens, r.cache_write_tokens) == (100, 10, 20)
+    assert (r.output_tokens, r.reasoning_tokens) == (30, 7)
+
+
+def test_missing_usage_on_a_forwarded_200_is_estimated_from_body_and_stream() -> None:
+    d = draft(
+        result=MeterResult(model="gpt-4o-mini", streamed=True, output_text=REPLY),
+        request_body=CHAT_BODY,
+    )
+    r = finish(d, BOOK)
+    assert r.estimated is True
+    assert (r.input_tokens, r.output_tokens) == (PROMPT_TOKENS, REPLY_TOKENS)
+    assert r.cost_picousd == PROMPT_TOKENS * IN + REPLY_TOKENS * OUT
+    assert r.streamed is True
+
+
+def test_no_meter_result_at_all_still_estimates_the_prompt() -> None:
+    r = finish(draft(result=None, request_body=CHAT_BODY), BOOK)
+    assert r.estimated is True
+    assert (r.input_tokens, r.output_tokens) == (PROMPT_TOKENS, 0)
+    assert r.model == "gpt-4o-mini"  # the requested model stands in
+    assert r.cost_picousd == PROMPT_TOKENS * IN
+
+
+def test_an_unreadable_request_body_estimates_no_prompt_tokens() -> None:
+    d = draft(result=MeterResult(output_text=REPLY), request_body=b"\xff{not json")
+    r = finish(d, BOOK)
+    assert r.estimated is True
+    assert (r.input_tokens, r.output_tokens) == (0, REPLY_TOKENS)
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 529])
+def test_a_provider_error_is_not_estimated(status: int) -> None:
+    d = draft(status_code=status, result=MeterResult(error_kind="x"), request_body=CHAT_BODY)
+    r = finish(d, BOOK)
+    assert r.estimated is False
+    assert (r.input_tokens, r.output_tokens) == (0, 0)
+    assert r.cost_picousd == 0  # no tokens: exactly nothing, not unpriced
+    assert r.status_code == status
+
+
+def test_a_request_that_never_reached_the_provider_is_not_estimated() -> None:
+    d = draft(forwarded=False, status_code=401, error_kind="invalid_key", request_body=CHAT_BODY)
+    r = finish(d, BOOK)
+    assert (r.estimated, r.input_tokens, r.error_kind) == (False, 0, "invalid_key")
+
+
+@pytest.mark.parametrize("api", ["openai.other", "anthropic.count_tokens", "anthropic.other"])
+def test_free_or_unknown_endpoints_are_not_estimated(api: str) -> None:
+    r = finish(draft(api=api, result=MeterResult(), request_body=CHAT_BODY), BOOK)
+    assert (r.estimated, r.input_tokens, r.output_tokens) == (False, 0, 0)
+
+
+def test_unknown_model_is_unpriced_not_free() -> None:
+    usage = Usage(input_tokens=100, output_tokens=10)
+    r = finish(draft(result=MeterResult(usage=usage, model="my-local-llama")), BOOK)
+    assert r.cost_picousd is None
+    assert (r.input_tokens, r.output_tokens) == (100, 10)
+
+
+def test_estimated_usage_of_an_unknown_model_is_unpriced_too() -> None:
+    d = draft(
+        requested_model="my-local-llama",
+        result=MeterResult(output_text=REPLY),
+        request_body=CHAT_BODY,
+    )
+    r = finish(d, BOOK)
+    assert r.estimated is True and r.output_tokens > 0
+    assert r.cost_picousd is None
+
+
+def test_aborted_stream_keeps_reported_input_and_takes_the_larger_output() -> None:
+    partial = Usage(input_tokens=1200, cached_input_tokens=1000, output_tokens=1)
+    d = draft(
+        aborted=True,
+        status_code=200,
+        error_kind="client_disconnected",
+        result=MeterResult(usage=partial, model="gpt-4o-mini", streamed=True, output_text=REPLY),
+        request_body=CHAT_BODY,
+    )
+    r = finish(d, BOOK)
+    assert r.estimated is True
+    assert (r.input_tokens, r.cached_input_tokens) == (1200, 1000)  # reported, not estimated
+    assert r.output_tokens == REPLY_TOKENS  # max(1 reported, 9 seen)
+    assert r.cost_picousd == 200 * IN + 1000 * CACHED + REPLY_TOKENS * OUT
+    assert r.error_kind == "client_disconnected"
+
+
+def test_aborted_stream_keeps_a_reported_output_larger_than_the_estimate() -> None:
+    partial = Usage(input_tokens=50, output_tokens=500, reasoning_tokens=480)
+    d = draft(aborted=True, result=MeterResult(usage=partial, output_text="Hi"))
+    r = finish(d, BOOK)
+    assert (r.output_tokens, r.reasoning_tokens, r.estimated) == (500, 480, True)
+
+
+def test_a_meter_estimate_flag_is_kept() -> None:
+    usage = Usage(input_tokens=3, output_tokens=4)
+    r = finish(draft(result=MeterResult(usage=usage, estimated=True)), BOOK)
+    assert r.estimated is True
+    assert (r.input_tokens, r.output_tokens) == (3, 4)
+
+
+def test_gateway_error_kind_wins_over_the_meters() -> None:
+    d = draft(status_code=502, error_kind="upstream_502", result=MeterResult(error_kind="bad_json"))
+    assert finish(d, BOOK).error_kind == "upstream_502"
+    d = draft(result=MeterResult(usage=Usage(), error_kind="stream_error:overloaded_error"))
+    assert finish(d, BOOK).error_kind == "stream_error:overloaded_error"
+
+
+def test_extras_from_meter_and_draft_are_merged_into_json() -> None:
+    d = draft(
+        result=MeterResult(usage=Usage(), extras={"service_tier": "default", "n": 1}),
+        extras={"n": 2, "when": T0},
+    )
+    extras = json.loads(finish(d, BOOK).extras_json)
+    assert extras == {"service_tier": "default", "n": 2, "when": str(T0)}
+
+
+def test_price_of_no_usage_is_zero_and_of_an_unknown_model_is_none() -> None:
+    assert price(BOOK, "openai", "gpt-4o-mini", None) == 0
+    assert price(BOOK, "openai", "my-local-llama", Usage(input_tokens=1)) is None
+    assert price(BOOK, "openai", None, Usage(input_tokens=1)) is None
+    assert price(BOOK, "openai", "gpt-4o-mini", Usage(input_tokens=1_000_000)) == 150_000_000_000
