@@ -47,9 +47,10 @@ def scrub(flow: http.HTTPFlow, secret: str) -> None:
     resp = flow.response
     if resp is None or len(secret) < 8:
         return
-    for name, value in list(resp.headers.items()):
-        if secret in value:
-            resp.headers[name] = value.replace(secret, "[tollkeeper:redacted]")
+    if resp.status_code >= 400:  # error answers are where providers echo credentials
+        for name, value in list(resp.headers.items()):
+            if secret in value:
+                resp.headers[name] = value.replace(secret, "[tollkeeper:redacted]")
     content = resp.raw_content
     plain = resp.headers.get("content-encoding") in (None, "", "identity")
     if content is not None and plain and secret.encode() in content:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from addon.store.keys_repo import policy_of
-from addon.store.models import RealKey, VirtualKey
+from addon.store.models import AuditEvent, RealKey, VirtualKey
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,25 @@ class KeyCache:
         self._thread: threading.Thread | None = None
         self._failing = False
         self.on_refresh: Callable[[Session], None] | None = None  # e.g. reload price overrides
+        self._last_fingerprint: tuple[object, ...] | None = None
 
-    def refresh(self) -> None:
-        """Replace the snapshot with the database's current state (worker thread only)."""
+    @staticmethod
+    def _fingerprint(s: Session) -> tuple[object, ...]:
+        """Changes whenever an admin changes keys, real keys or prices: each such change
+        writes an audit event, whose id the database assigns in increasing order (no
+        dependence on clocks). Real-key health, written by gateways, is added on top."""
+        last_event = s.exec(select(func.max(AuditEvent.id))).one()
+        health = s.exec(select(func.count(), func.max(RealKey.updated_at))).one()
+        return (last_event, *health)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Replace the snapshot with the database's current state (worker thread only);
+        a cheap fingerprint query first, the full reload only when something changed."""
         with Session(self._engine) as s:
+            fingerprint = self._fingerprint(s)
+            if not force and fingerprint == self._last_fingerprint:
+                return
+            self._last_fingerprint = fingerprint
             vkeys = {r.id: _key_info(r) for r in s.exec(select(VirtualKey))}
             pools: dict[str, list[RealKeyInfo]] = {}
             for r in s.exec(select(RealKey).order_by(RealKey.id)):  # type: ignore[arg-type]

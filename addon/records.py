@@ -15,7 +15,7 @@ from addon.metering.estimate import count_tokens, estimate_prompt_tokens
 from addon.metering.usage import MeterResult, Usage
 from addon.pricing.cost import cost_picousd
 from addon.pricing.table import PriceBook
-from addon.store.models import UsageRecord
+from addon.store.rows import UsageRow
 
 BILLABLE_APIS = frozenset(
     {
@@ -90,7 +90,7 @@ def _estimate(d: UsageDraft, model: str | None) -> Usage:
     return Usage(input_tokens=prompt, output_tokens=output)
 
 
-def finish(d: UsageDraft, book: PriceBook) -> UsageRecord:
+def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
     result = d.result or MeterResult()
     model = result.model or d.requested_model
     usage = result.usage
@@ -99,7 +99,7 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRecord:
         usage, estimated = _estimate(d, model), True
     u = usage or Usage()
     extras = {**result.extras, **d.extras}
-    return UsageRecord(
+    return UsageRow(
         request_id=d.request_id,
         created_at=d.created_at,
         virtual_key_id=d.virtual_key_id,

@@ -19,8 +19,8 @@ from addon.pricing.table import PriceBook
 from addon.records import UsageDraft, finish
 from addon.spool import Spool
 from addon.store.db import open_store
-from addon.store.models import UsageRecord
 from addon.store.prices_repo import list_overrides
+from addon.store.rows import UsageRow
 from addon.upstream import UpstreamProbe
 from addon.vault import Vault, load_master_key
 from addon.writer import UsageWriter
@@ -51,7 +51,7 @@ class Runtime:
                 {m: price_from_json(p) for m, p in overrides.items()}
             )
 
-    def _finish(self, draft: object) -> UsageRecord:
+    def _finish(self, draft: object) -> UsageRow:
         return finish(cast(UsageDraft, draft), self.prices)
 
     def start(self) -> None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from addon.store.models import UsageRecord
+from addon.store.rows import UsageRow, as_dict
 
 _DATETIME_FIELDS = ("created_at",)
 
 
-def _to_json(record: UsageRecord) -> str:
-    data = record.model_dump(exclude={"id"})
+def _to_json(record: UsageRecord | UsageRow) -> str:
+    data = as_dict(record)
     for f in _DATETIME_FIELDS:
         if isinstance(data.get(f), datetime):
             data[f] = data[f].isoformat()
@@ -37,7 +39,7 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, records: list[UsageRecord]) -> None:
+    def append(self, records: Sequence[UsageRecord | UsageRow]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:

@@ -39,6 +39,7 @@ class Vault:
             self._fernet = Fernet(master_key)
         except (ValueError, TypeError) as e:
             raise VaultError("master key is not a valid Fernet key") from e
+        self._plain: dict[str, str] = {}  # ciphertext -> secret, in memory only
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
@@ -56,7 +57,10 @@ class Vault:
                 raise VaultError(f"environment variable {env_ref} is not set")
             return value
         if ciphertext:
-            return self.decrypt(ciphertext)
+            secret = self._plain.get(ciphertext)
+            if secret is None:
+                secret = self._plain[ciphertext] = self.decrypt(ciphertext)
+            return secret
         raise VaultError("real key has neither ciphertext nor env reference")
 
 

@@ -15,19 +15,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.pool import Health
 from addon.spool import Spool
-from addon.store.models import UsageRecord
 from addon.store.realkeys_repo import record_health
+from addon.store.rows import UsageRow
 from addon.store.usage_repo import insert_records
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
+FLUSH_S = 0.1
 RETRY_EVERY_S = 2.0
 
 
@@ -37,7 +39,7 @@ class HealthEvent:
     health: Health
 
 
-Finisher = Callable[[object], UsageRecord]  # turns a draft into a record (estimates, cost)
+Finisher = Callable[[object], UsageRow]  # turns a draft into a record (estimates, cost)
 
 
 class UsageWriter:
@@ -59,37 +61,32 @@ class UsageWriter:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stopping.set()
-        self._queue.put_nowait(None)
         self._thread.join(timeout=timeout_s)
 
     def _run(self) -> None:
-        self._retry_spool(force=True)
+        """Every FLUSH_S, drain the queue and write it in batches.
+
+        The thread sleeps on a timer, not on the queue: a ``put`` from the event loop
+        never wakes it, so the loop does not hand the GIL over once per request.
+        """
+        self._guarded(partial(self._retry_spool, force=True))
         while True:
-            items = self._next_batch()
-            stop = any(i is None for i in items)
-            records: list[UsageRecord] = []
-            for item in items:
-                if item is None:
-                    continue
-                if isinstance(item, HealthEvent):
-                    self._write_health(item)
-                    continue
-                try:
-                    records.append(self._finish(item))
-                except Exception:
-                    log.exception("tollkeeper: could not build a usage record")
-            if records:
-                self._write(records)
-            self._retry_spool(force=stop)
-            if stop:
+            stopping = self._stopping.wait(FLUSH_S)
+            while batch := self._drain():
+                self._guarded(partial(self._process, batch))
+            self._guarded(partial(self._retry_spool, force=stopping))
+            if stopping:
                 return
 
-    def _next_batch(self) -> list[object]:
+    @staticmethod
+    def _guarded(step: Callable[[], None]) -> None:
         try:
-            first = self._queue.get(timeout=RETRY_EVERY_S)
-        except queue.Empty:
-            return []
-        batch = [first]
+            step()
+        except Exception:  # the writer thread must never die
+            log.exception("tollkeeper: usage writer step failed; carrying on")
+
+    def _drain(self) -> list[object]:
+        batch: list[object] = []
         while len(batch) < BATCH_MAX:
             try:
                 batch.append(self._queue.get_nowait())
@@ -97,7 +94,20 @@ class UsageWriter:
                 break
         return batch
 
-    def _write(self, records: list[UsageRecord]) -> None:
+    def _process(self, items: list[object]) -> None:
+        records: list[UsageRow] = []
+        for item in items:
+            if isinstance(item, HealthEvent):
+                self._write_health(item)
+                continue
+            try:
+                records.append(self._finish(item))
+            except Exception:  # one bad draft must not stop the others
+                log.exception("tollkeeper: could not build a usage record")
+        if records:
+            self._write(records)
+
+    def _write(self, records: list[UsageRow]) -> None:
         if self._spool.pending():  # keep order simple: behind an outage, everything spools
             self._spool.append(records)
             return

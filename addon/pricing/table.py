@@ -34,6 +34,9 @@ _ALSO = MappingProxyType({"azure": ("openai",)})
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
+_MEMO_MAX = 10_000  # distinct (provider, model) pairs remembered
+
+
 @dataclass(frozen=True)
 class _Entry:
     model: str  # as written in the table
@@ -77,6 +80,7 @@ class PriceBook:
     ) -> None:
         self._bundled = MappingProxyType(dict(bundled))
         self._overrides = MappingProxyType(dict(overrides or {}))
+        self._memo: dict[tuple[str, str], Price | None] = {}  # GIL-atomic dict ops
 
     @classmethod
     def bundled(cls) -> PriceBook:
@@ -112,9 +116,21 @@ class PriceBook:
         return PriceBook(self._bundled, merged)
 
     def lookup(self, provider: str, model: str | None) -> Price | None:
-        """The price of ``model`` as served by ``provider``, or None if it is unknown."""
+        """The price of ``model`` as served by ``provider``, or None if it is unknown.
+
+        Memoised: a book is immutable, and the proxy asks for the same few models."""
         if not model or not model.strip():
             return None
+        try:
+            return self._memo[(provider, model)]
+        except KeyError:
+            pass
+        found = self._lookup(provider, model)
+        if len(self._memo) < _MEMO_MAX:
+            self._memo[(provider, model)] = found
+        return found
+
+    def _lookup(self, provider: str, model: str) -> Price | None:
         prefix = _prefix(provider)
         keys = list(_keys(prefix, model))
         for key in keys:

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from addon.limits import Limits, day_key, minute_index, period_start_day, seconds_to_next_minute
 from addon.store.models import InflightRequest, KeyDailySpend, KeyMinuteUsage, UsageRecord
+from addon.store.rows import UsageRow
 
 
 class LimitExceeded(Exception):
@@ -154,7 +155,7 @@ def _check(session: Session, limits: Limits, now: datetime, reserve_tokens: int)
         raise LimitExceeded("budget", "the key's budget is exhausted")
 
 
-def settle(session: Session, records: Sequence[UsageRecord]) -> None:
+def settle(session: Session, records: Sequence[UsageRecord | UsageRow]) -> None:
     """Fold freshly stored usage records into the counters (caller commits)."""
     keyed = [r for r in records if r.virtual_key_id]
     if not keyed:

@@ -7,11 +7,14 @@ from datetime import datetime
 from typing import Any
 from typing import cast as typing_cast
 
-from sqlalchemy import ColumnElement, String, cast, func
+from sqlalchemy import ColumnElement, String, Table, cast, func, insert
 from sqlmodel import Session, col, select
 
 from addon.store.limits_repo import settle
 from addon.store.models import UsageRecord
+from addon.store.rows import UsageRow, as_dict
+
+USAGE_TABLE: Table = UsageRecord.__table__  # type: ignore[attr-defined]
 
 GROUPS = {
     "project": "project",
@@ -29,9 +32,13 @@ TOKEN_FIELDS = (
 )
 
 
-def insert_records(*, session: Session, records: Sequence[UsageRecord]) -> int:
+def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow]) -> int:
     """Insert records whose request_id is not stored yet (spool replays are safe), and
-    settle them into the budget and rate counters in the same transaction."""
+    settle them into the budget and rate counters in the same transaction.
+
+    A Core executemany insert: several times cheaper than the ORM unit of work, which
+    matters because the writer thread shares the GIL with the proxy's event loop.
+    """
     if not records:
         return 0
     ids = [r.request_id for r in records]
@@ -39,7 +46,8 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord]) -> int:
         session.exec(select(UsageRecord.request_id).where(col(UsageRecord.request_id).in_(ids)))
     )
     fresh = [r for r in records if r.request_id not in existing]
-    session.add_all(fresh)
+    if fresh:
+        session.execute(insert(USAGE_TABLE), [as_dict(r) for r in fresh])
     settle(session, fresh)
     session.commit()
     return len(fresh)

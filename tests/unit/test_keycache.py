@@ -1,0 +1,285 @@
+"""The in-memory key snapshot: refresh, single lookups, the refresh thread, and failures."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from addon import keys
+from addon.keycache import KeyCache
+from addon.store import keys_repo, realkeys_repo
+from addon.store.db import open_store
+from addon.vault import Vault
+
+VAULT = Vault(Fernet.generate_key())
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    e = open_store(db_url)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def cache(engine: Engine) -> Iterator[KeyCache]:
+    c = KeyCache(engine, interval_s=0.05)
+    yield c
+    c.stop()
+
+
+def create_key(engine: Engine, project: str = "proj", **policy: object) -> tuple[str, str]:
+    with Session(engine) as s:
+        row, full = keys_repo.create_key(
+            session=s,
+            project=project,
+            policy=keys_repo.KeyPolicy(**policy),  # type: ignore[arg-type]
+            actor="t",
+        )
+        return row.id, full
+
+
+def revoke(engine: Engine, key_id: str) -> None:
+    with Session(engine) as s:
+        keys_repo.revoke_key(session=s, key_id=key_id, actor="t", reason="test")
+
+
+def add_real(engine: Engine, provider: str, label: str, **kw: object) -> int:
+    with Session(engine) as s:
+        row = realkeys_repo.add_real_key(
+            session=s,
+            vault=VAULT,
+            provider=provider,
+            label=label,
+            secret=kw.get("secret", f"sk-{label}-0123456789"),  # type: ignore[arg-type]
+            env_ref=None,
+            base_url=kw.get("base_url"),  # type: ignore[arg-type]
+            actor="t",
+        )
+        assert row.id is not None
+        return row.id
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_a_new_cache_is_empty_until_refreshed(engine: Engine, cache: KeyCache) -> None:
+    create_key(engine)
+    assert cache.keys == {} and cache.real_keys == {}
+    cache.refresh()
+    assert len(cache.keys) == 1
+
+
+def test_refresh_copies_each_keys_policy(engine: Engine, cache: KeyCache) -> None:
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    key_id, full = create_key(
+        engine,
+        project="Project A",
+        expires_at=expires,
+        allowed_providers=("openai", "anthropic"),
+        allowed_models=("gpt-4o*",),
+        budget_picousd=5_000_000_000_000,
+        budget_period="monthly",
+        rpm=60,
+        tpm=10_000,
+        max_parallel=4,
+    )
+    cache.refresh()
+    info = cache.keys[key_id]
+    assert (info.id, info.project, info.revoked) == (key_id, "Project A", False)
+    assert info.secret_hash == keys.hash_key(full)
+    assert info.expires_at == expires
+    assert info.allowed_providers == ("openai", "anthropic")
+    assert info.allowed_models == ("gpt-4o*",)
+    assert (info.budget_picousd, info.budget_period) == (5_000_000_000_000, "monthly")
+    assert (info.rpm, info.tpm, info.max_parallel) == (60, 10_000, 4)
+
+
+def test_refresh_picks_up_new_and_revoked_keys(engine: Engine, cache: KeyCache) -> None:
+    first, _ = create_key(engine)
+    cache.refresh()
+    second, _ = create_key(engine)
+    revoke(engine, first)
+    assert cache.keys[first].revoked is False  # a snapshot: unchanged until refreshed
+    cache.refresh()
+    assert cache.keys[first].revoked is True
+    assert second in cache.keys and cache.keys[second].revoked is False
+
+
+def test_refresh_groups_real_keys_by_provider_in_insertion_order(
+    engine: Engine, cache: KeyCache
+) -> None:
+    a = add_real(engine, "openai", "zeta", base_url="http://127.0.0.1:9/v1")
+    b = add_real(engine, "anthropic", "main")
+    c = add_real(engine, "openai", "alpha")
+    cache.refresh()
+    assert [k.id for k in cache.real_keys["openai"]] == [a, c]
+    assert [k.id for k in cache.real_keys["anthropic"]] == [b]
+    zeta = cache.real_keys["openai"][0]
+    assert (zeta.label, zeta.base_url, zeta.status, zeta.auth_failures) == (
+        "zeta",
+        "http://127.0.0.1:9/v1",
+        "healthy",
+        0,
+    )
+    assert zeta.ciphertext is not None and VAULT.decrypt(zeta.ciphertext) == "sk-zeta-0123456789"
+
+
+def test_refresh_sees_removed_real_keys_and_persisted_health(
+    engine: Engine, cache: KeyCache
+) -> None:
+    a = add_real(engine, "openai", "a")
+    add_real(engine, "openai", "b")
+    cache.refresh()
+    until = datetime.now(UTC) + timedelta(seconds=30)
+    with Session(engine) as s:
+        realkeys_repo.remove_real_key(session=s, provider="openai", label="b", actor="t")
+        realkeys_repo.record_health(
+            session=s,
+            key_id=a,
+            status="cooling",
+            cooldown_until=until,
+            auth_failures=1,
+            last_error="upstream 401",
+        )
+    cache.refresh()
+    (only,) = cache.real_keys["openai"]
+    assert (only.id, only.status, only.cooldown_until, only.auth_failures) == (
+        a,
+        "cooling",
+        until,
+        1,
+    )
+
+
+def test_a_provider_without_real_keys_disappears_from_the_snapshot(
+    engine: Engine, cache: KeyCache
+) -> None:
+    add_real(engine, "groq", "only")
+    cache.refresh()
+    with Session(engine) as s:
+        realkeys_repo.remove_real_key(session=s, provider="groq", label="only", actor="t")
+    cache.refresh()
+    assert "groq" not in cache.real_keys
+
+
+def test_load_one_finds_a_key_created_after_the_last_refresh(
+    engine: Engine, cache: KeyCache
+) -> None:
+    old, _ = create_key(engine)
+    cache.refresh()
+    new, _ = create_key(engine)
+    info = cache.load_one(new)
+    assert info is not None and info.id == new
+    assert set(cache.keys) == {old, new}  # added to the snapshot, the rest kept
+
+
+def test_load_one_of_an_unknown_id_is_none(engine: Engine, cache: KeyCache) -> None:
+    assert cache.load_one("nosuchkey0") is None
+    assert cache.keys == {}
+
+
+def test_load_one_sees_a_revocation(engine: Engine, cache: KeyCache) -> None:
+    key_id, _ = create_key(engine)
+    revoke(engine, key_id)
+    info = cache.load_one(key_id)
+    assert info is not None and info.revoked
+
+
+def test_snapshot_reloads_only_when_an_admin_change_happened(
+    engine: Engine, cache: KeyCache
+) -> None:
+    seen: list[object] = []
+    cache.on_refresh = lambda s: seen.append(s.exec(text("SELECT 1")).one()[0])
+    cache.refresh(force=True)
+    cache.refresh()  # nothing changed: no reload
+    assert seen == [1]
+    key_id, _ = create_key(engine)
+    cache.refresh()
+    assert seen == [1, 1] and key_id in cache.keys
+    revoke(engine, key_id)
+    cache.refresh()
+    assert seen == [1, 1, 1] and cache.keys[key_id].revoked
+
+
+def test_the_thread_refreshes_on_its_interval(engine: Engine, cache: KeyCache) -> None:
+    first, _ = create_key(engine)
+    cache.start()  # refreshes once before returning
+    assert first in cache.keys
+    second, _ = create_key(engine)
+    revoke(engine, first)
+    add_real(engine, "openai", "main")
+    wait_for(
+        lambda: second in cache.keys and cache.keys[first].revoked and "openai" in cache.real_keys
+    )
+
+
+def test_stop_ends_the_refreshes(engine: Engine, cache: KeyCache) -> None:
+    cache.start()
+    cache.stop()
+    key_id, _ = create_key(engine)
+    time.sleep(0.3)  # six intervals
+    assert key_id not in cache.keys
+
+
+def test_a_failing_refresh_keeps_the_last_snapshot(engine: Engine, cache: KeyCache) -> None:
+    create_key(engine)
+    cache.refresh()
+    before = cache.keys
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE virtual_keys RENAME TO virtual_keys_away"))
+    try:
+        with pytest.raises(SQLAlchemyError):
+            cache.refresh(force=True)
+        assert cache.keys is before
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE virtual_keys_away RENAME TO virtual_keys"))
+
+
+def test_a_failing_price_reload_keeps_the_last_snapshot(engine: Engine, cache: KeyCache) -> None:
+    key_id, _ = create_key(engine)
+    cache.refresh()
+    revoke(engine, key_id)
+
+    def broken(session: Session) -> None:
+        raise ValueError("bad override")
+
+    cache.on_refresh = broken
+    with pytest.raises(ValueError):
+        cache.refresh()
+    assert cache.keys[key_id].revoked is False  # nothing half-applied
+
+
+def test_the_thread_survives_failures_and_recovers(
+    engine: Engine, cache: KeyCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="addon.keycache")
+    key_id, _ = create_key(engine)
+    cache.start()
+    with engine.begin() as conn:  # every tick reads audit_events (the change fingerprint)
+        conn.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        wait_for(lambda: "refresh failed" in caplog.text)
+        assert key_id in cache.keys and not cache.keys[key_id].revoked  # still serving
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    revoke(engine, key_id)
+    wait_for(lambda: cache.keys[key_id].revoked)
+    wait_for(lambda: "works again" in caplog.text)
+    assert caplog.text.count("refresh failed") == 1  # logged once per outage, not per tick
