@@ -32,7 +32,7 @@ class Health:
 class Pool:
     def __init__(self) -> None:
         self._local: dict[int, Health] = {}
-        self._counter = itertools.count()
+        self._counters: dict[str, itertools.count[int]] = {}  # one rotation per provider
         self._lock = threading.Lock()
 
     def health(self, key: RealKeyInfo) -> Health:
@@ -52,7 +52,8 @@ class Pool:
         usable = [k for k in keys if self._usable(self.health(k), now)]
         if not usable:
             return None
-        return usable[next(self._counter) % len(usable)]
+        counter = self._counters.setdefault(usable[0].provider, itertools.count())
+        return usable[next(counter) % len(usable)]
 
     def soonest_retry(self, keys: tuple[RealKeyInfo, ...], now: datetime) -> int | None:
         times = [h.cooldown_until for h in map(self.health, keys) if h.status != "disabled"]

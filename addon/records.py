@@ -90,6 +90,11 @@ def _estimate(d: UsageDraft, model: str | None) -> Usage:
     return Usage(input_tokens=prompt, output_tokens=output)
 
 
+def _clip(value: str | None, limit: int) -> str | None:
+    """Strings from upstreams (model names, request ids) cut to their column's size."""
+    return value if value is None or len(value) <= limit else value[:limit]
+
+
 def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
     result = d.result or MeterResult()
     model = result.model or d.requested_model
@@ -103,11 +108,11 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         request_id=d.request_id,
         created_at=d.created_at,
         virtual_key_id=d.virtual_key_id,
-        project=d.project,
+        project=_clip(d.project, 200),
         provider=d.provider,
-        real_key_label=d.real_key_label,
-        endpoint=d.endpoint,
-        model=model,
+        real_key_label=_clip(d.real_key_label, 200),
+        endpoint=d.endpoint[:200],
+        model=_clip(model, 200),
         status_code=d.status_code,
         input_tokens=u.input_tokens,
         cached_input_tokens=u.cached_input_tokens,
@@ -119,7 +124,7 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         ttfb_ms=d.ttfb_ms,
         streamed=result.streamed,
         estimated=estimated,
-        error_kind=d.error_kind or result.error_kind,
-        provider_request_id=d.provider_request_id,
+        error_kind=_clip(d.error_kind or result.error_kind, 64),
+        provider_request_id=_clip(d.provider_request_id, 200),
         extras_json=json.dumps(extras, sort_keys=True, default=str),
     )

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from addon.store.models import UsageRecord
 from addon.store.rows import UsageRow, as_dict
@@ -35,14 +35,26 @@ def _from_json(line: str) -> UsageRecord:
     return UsageRecord(**data)
 
 
+def _ends_torn(f: IO[str]) -> bool:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    f.buffer.seek(size - 1)  # type: ignore[attr-defined]
+    last = f.buffer.read(1)  # type: ignore[attr-defined]
+    f.seek(0, os.SEEK_END)
+    return bool(last != b"\n")
+
+
 class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def append(self, records: Sequence[UsageRecord | UsageRow]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a+", encoding="utf-8") as f:
+            if _ends_torn(f):  # a crash cut the last line: start ours on a fresh one
+                f.write("\n")
             f.writelines(_to_json(r) + "\n" for r in records)
             f.flush()
             os.fsync(f.fileno())
@@ -61,7 +73,7 @@ class Spool:
                     continue
                 try:
                     out.append(_from_json(line))
-                except (ValueError, TypeError):  # a torn last line after a crash
+                except (ValueError, TypeError, AttributeError):  # torn or foreign line
                     continue
         return out
 

@@ -8,6 +8,7 @@ reference to an environment variable, read when it is used.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -27,9 +28,21 @@ def load_master_key(path: Path, *, create: bool = True) -> bytes:
         raise VaultError(f"no master key: set TOLLKEEPER_MASTER_KEY or create {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key + b"\n")
+    # write a complete file under a private name, then link it into place: a process
+    # starting at the same moment either wins the link or reads a complete key
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

@@ -13,20 +13,36 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from addon.pool import Health
 from addon.spool import Spool
+from addon.store.models import UsageRecord
 from addon.store.realkeys_repo import record_health
 from addon.store.rows import UsageRow
 from addon.store.usage_repo import insert_records
 
 log = logging.getLogger(__name__)
+
+
+def _unreachable(e: DBAPIError) -> bool:
+    """False only when the database refused the rows themselves (bad data, a constraint):
+    retrying those would fail forever. Anything else (connection lost, server down, a
+    table missing mid-migration) is retried later from the spool."""
+    return not isinstance(e, DataError | IntegrityError)
+
+
+def _short(e: BaseException) -> str:
+    orig = getattr(e, "orig", None)
+    lines = str(orig if orig is not None else e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
 
 BATCH_MAX = 500
 FLUSH_S = 0.1
@@ -46,6 +62,7 @@ class UsageWriter:
     def __init__(self, engine: Engine, spool: Spool, finish: Finisher) -> None:
         self._engine = engine
         self._spool = spool
+        self._quarantine = Spool(spool.path.with_name("rejected.jsonl"))
         self._finish = finish
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tollkeeper-writer", daemon=True)
@@ -107,16 +124,43 @@ class UsageWriter:
         if records:
             self._write(records)
 
-    def _write(self, records: list[UsageRow]) -> None:
+    def _write(self, records: Sequence[UsageRow | UsageRecord]) -> None:
         if self._spool.pending():  # keep order simple: behind an outage, everything spools
             self._spool.append(records)
             return
         try:
-            with Session(self._engine) as s:
-                self.written += insert_records(session=s, records=records)
-        except Exception as e:  # noqa: BLE001 - database down: spool and retry later
-            log.warning("tollkeeper: database write failed (%s); spooling %d", e, len(records))
+            self._insert(records)
+        except DBAPIError as e:
+            if not _unreachable(e):
+                self._insert_one_by_one(records)
+                return
+            log.warning(
+                "tollkeeper: database unreachable (%s); spooling %d", _short(e), len(records)
+            )
             self._spool.append(records)
+
+    def _insert(self, records: Sequence[UsageRow | UsageRecord]) -> None:
+        with Session(self._engine) as s:
+            for i in range(0, len(records), BATCH_MAX):
+                self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
+
+    def _insert_one_by_one(self, records: Sequence[UsageRow | UsageRecord]) -> None:
+        """The database refused a batch for its content: write every record it accepts,
+        set the ones it refuses aside in the quarantine file (never silently dropped)."""
+        for record in records:
+            try:
+                self._insert([record])
+            except DBAPIError as e:
+                if _unreachable(e):
+                    self._spool.append([record])
+                    continue
+                log.error(
+                    "tollkeeper: database refused usage record %s (%s); kept in %s",
+                    record.request_id,
+                    _short(e),
+                    self._quarantine.path,
+                )
+                self._quarantine.append([record])
 
     def _retry_spool(self, *, force: bool) -> None:
         if not self._spool.pending():
@@ -127,11 +171,13 @@ class UsageWriter:
         self._last_retry = now
         records = self._spool.read()
         try:
-            with Session(self._engine) as s:
-                for i in range(0, len(records), BATCH_MAX):
-                    self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
-        except Exception as e:  # noqa: BLE001
-            log.warning("tollkeeper: spool replay failed (%s); will retry", e)
+            self._insert(records)
+        except DBAPIError as e:
+            if _unreachable(e):
+                log.warning("tollkeeper: spool replay failed (%s); will retry", _short(e))
+                return
+            self._spool.clear()
+            self._insert_one_by_one(records)
             return
         self._spool.clear()
         log.warning("tollkeeper: replayed %d spooled usage records", len(records))

@@ -23,6 +23,8 @@ class Provider:
     # streams carry usage only when asked (OpenAI's include_usage); False where the provider
     # always sends it (OpenRouter): then nothing is injected and nothing is stripped
     stream_usage_opt_in: bool = True
+    # other path prefixes clients use for the same API (DeepSeek serves "" and "/v1")
+    alt_base_paths: tuple[str, ...] = ()
 
     @property
     def base_path(self) -> str:
@@ -31,8 +33,10 @@ class Provider:
     def api_for(self, method: str, path: str) -> str:
         """The meter name for a request path such as ``/v1/chat/completions?x=1``."""
         bare = path.split("?", 1)[0]
-        if self.base_path and bare.startswith(self.base_path):
-            bare = bare[len(self.base_path) :]
+        for prefix in (self.base_path, *self.alt_base_paths):
+            if prefix and (bare == prefix or bare.startswith(prefix + "/")):
+                bare = bare[len(prefix) :]
+                break
         return self.classify(method.upper(), bare.rstrip("/"))
 
 

@@ -15,7 +15,12 @@ from addon.providers.base import (
 
 
 def _openai_compatible(
-    name: str, host: str, base_url: str, *, stream_usage_opt_in: bool = True
+    name: str,
+    host: str,
+    base_url: str,
+    *,
+    stream_usage_opt_in: bool = True,
+    alt_base_paths: tuple[str, ...] = (),
 ) -> Provider:
     return Provider(
         name=name,
@@ -25,6 +30,7 @@ def _openai_compatible(
         error_shape="openai",
         classify=openai_classify,
         stream_usage_opt_in=stream_usage_opt_in,
+        alt_base_paths=alt_base_paths,
     )
 
 
@@ -50,7 +56,9 @@ PROVIDERS: dict[str, Provider] = {
         ),
         _openai_compatible("mistral", "api.mistral.ai", "https://api.mistral.ai/v1"),
         _openai_compatible("groq", "api.groq.com", "https://api.groq.com/openai/v1"),
-        _openai_compatible("deepseek", "api.deepseek.com", "https://api.deepseek.com"),
+        _openai_compatible(
+            "deepseek", "api.deepseek.com", "https://api.deepseek.com", alt_base_paths=("/v1",)
+        ),
         _openai_compatible("xai", "api.x.ai", "https://api.x.ai/v1"),
         _openai_compatible(
             "openrouter", "openrouter.ai", "https://openrouter.ai/api/v1", stream_usage_opt_in=False

@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
@@ -26,11 +26,13 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or migrated."""
 
 
-def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite:///"):
+def _sqlite_path(url: str | URL) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
         return None
-    raw = url[len("sqlite:///") :].split("?", 1)[0]
-    return Path(raw) if raw and raw != ":memory:" else None
+    database = parsed.database
+    return Path(database) if database and database != ":memory:" else None
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -64,7 +66,7 @@ def _alembic_config() -> Config:
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations between processes that start at the same time."""
-    path = _sqlite_path(str(engine.url))
+    path = _sqlite_path(engine.url)
     if engine.dialect.name == "sqlite":
         if path is None:
             yield

@@ -51,11 +51,6 @@ def test_empty_pool_gives_nothing() -> None:
     assert Pool().soonest_retry((), now()) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Pool uses one counter for every provider, so interleaved requests for two "
-    "providers make each provider's round robin land on the same key",
-)
 def test_round_robin_holds_per_provider_when_providers_interleave() -> None:
     pool = Pool()
     openai_keys = (real(1), real(2))

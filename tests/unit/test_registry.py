@@ -136,12 +136,6 @@ def test_anthropic_classification(method: str, path: str, api: str) -> None:
     assert PROVIDERS["anthropic"].api_for(method, path) == api
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DeepSeek also serves the OpenAI API under /v1 (base_url "
-    "https://api.deepseek.com/v1, see reference/providers.md), but its base path is '' so "
-    "/v1/chat/completions is classified openai.other: no include_usage, no estimate",
-)
 def test_deepseek_v1_paths_are_classified_like_the_unprefixed_ones() -> None:
     deepseek = PROVIDERS["deepseek"]
     assert deepseek.api_for("POST", "/v1/chat/completions") == "openai.chat"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -143,26 +144,46 @@ def test_invalid_environment_master_key_fails_when_the_vault_is_built(
         Vault(load_master_key(tmp_path / "master.key"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_master_key loses the creation race to another process with "
-    "FileExistsError instead of reading the key that process wrote",
-)
 def test_master_key_created_concurrently_by_another_process_is_used(
     tmp_path: Path, no_master_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "master.key"
     theirs = Fernet.generate_key()
-    real_open = os.open
+    real_link = os.link
 
-    def other_process_wins(file: str | os.PathLike[str], flags: int, mode: int = 0o777) -> int:
-        # between our exists() check and our O_EXCL open, another process creates the file
-        if Path(file) == path and not path.exists():
+    def other_process_wins(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        # between writing our key and putting it in place, another process put its own
+        if Path(dst) == path and not path.exists():
             path.write_bytes(theirs + b"\n")
-        return real_open(file, flags, mode)
+        real_link(src, dst)
 
-    monkeypatch.setattr(vault.os, "open", other_process_wins)
+    monkeypatch.setattr(vault.os, "link", other_process_wins)
     assert load_master_key(path) == theirs
+    assert [p.name for p in tmp_path.iterdir()] == ["master.key"]  # no temp file left
+
+
+def test_processes_starting_together_agree_on_one_master_key(
+    tmp_path: Path, no_master_env: None
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "home" / "master.key"
+    code = (
+        "import sys, time; from pathlib import Path; from addon.vault import load_master_key;"
+        f"time.sleep(max(0, {time.time() + 1.0} - time.time()));"
+        "print(load_master_key(Path(sys.argv[1])).decode())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TOLLKEEPER_MASTER_KEY"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(6)
+    ]
+    keys = {p.communicate(timeout=30)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert keys == {path.read_text().strip()}
 
 
 @pytest.mark.parametrize(

@@ -430,12 +430,6 @@ def test_postgresql_outage_loses_nothing(
         direct.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one record the database rejects for good (here a provider request id longer "
-    "than VARCHAR(200)) fails its whole batch, is spooled, and every replay fails again: all "
-    "later usage stays in the spool forever",
-)
 def test_a_record_postgresql_rejects_does_not_block_all_later_usage(
     postgres_url: str, tmp_path: Path
 ) -> None:

@@ -56,12 +56,6 @@ def test_sqlite_database_directory_is_created(tmp_path: Path) -> None:
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason="BUG: _migration_lock re-parses str(engine.url), which escapes '@' as %40, so the "
-    "lock file goes to a directory that does not exist and open_store raises FileNotFoundError",
-)
 def test_a_sqlite_path_with_an_at_sign_can_be_opened(tmp_path: Path) -> None:
     home = tmp_path / "alice@corp.example.com" / ".tollkeeper"  # AD/SSSD-style home directory
     engine = open_store(f"sqlite:///{home / 'tollkeeper.db'}")
@@ -71,11 +65,6 @@ def test_a_sqlite_path_with_an_at_sign_can_be_opened(tmp_path: Path) -> None:
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for sqlite:///:memory: str(engine.url) is 'sqlite:///%3Amemory%3A', so "
-    "_migration_lock creates a stray '%3Amemory%3A.migrate.lock' in the working directory",
-)
 def test_an_in_memory_database_leaves_no_files_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
