@@ -103,3 +103,9 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
     except (AttributeError, KeyError, TypeError):
         return False
     return True
+
+
+def cancel_timer(state: FlowState) -> None:
+    if state.timer is not None:
+        state.timer.cancel()
+        state.timer = None

@@ -121,7 +121,7 @@ async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monk
     await gateway.requestheaders(f)
     gateway.injector.requestheaders(f)
     monkeypatch.setattr(
-        "addon.hooks.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
+        "addon.request_side.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
     )
     await gateway.request(f)
     assert f.response.status_code == 500

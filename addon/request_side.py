@@ -1,0 +1,197 @@
+"""The request half of the gateway's hooks: who is calling, which real key, where to,
+and whether the request may go (policy, limits). Fails closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mitmproxy import http
+
+from addon import auth, flowtools
+from addon.admission import admit_request
+from addon.errors import (
+    BudgetExceeded,
+    GatewayError,
+    GatewayFault,
+    NoRealKey,
+    RateLimited,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from addon.flowstate import FlowState
+from addon.injector import KeyInjector, placeholder
+from addon.limits import Limits
+from addon.providers.base import ANTHROPIC
+from addon.providers.registry import by_host
+from addon.records import BILLABLE_APIS
+from addon.runtime import Runtime
+from addon.store.limits_repo import LimitExceeded
+from addon.upstream import parse_base_url, upstream_path
+
+log = logging.getLogger(__name__)
+
+MAX_PARSE_BYTES = 32 * 1024 * 1024
+INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
+
+
+class RequestSide:
+    runtime: Runtime | None
+    states: dict[str, FlowState]
+    injector: KeyInjector
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        provider = by_host(flow.request.host)
+        if provider is None or self.runtime is None:
+            return
+        path = flow.request.path
+        state = FlowState(
+            provider=provider,
+            api=provider.api_for(flow.request.method, path),
+            endpoint=path.split("?", 1)[0][:200],
+            flow=flow,
+        )
+        self.states[flow.id] = state
+        try:
+            await self._admit(flow, state, self.runtime)
+        except GatewayError as e:
+            self._reject(flow, state, e)
+        except Exception:
+            log.exception("tollkeeper: fault while admitting a request")
+            self._reject(flow, state, GatewayFault("tollkeeper gateway fault; not forwarded"))
+
+    async def _admit(self, flow: http.HTTPFlow, state: FlowState, rt: Runtime) -> None:
+        provider, headers = state.provider, flow.request.headers
+        presented = auth.presented_credential(provider, headers)
+        for name in (*auth.CREDENTIAL_HEADERS, *provider.strip_headers):
+            headers.pop(name, None)
+        key_id = auth.key_id_of(presented)
+        assert presented is not None
+        info = rt.cache.keys.get(key_id) or await asyncio.to_thread(rt.cache.load_one, key_id)
+        now = datetime.now(UTC)
+        state.key = auth.check_key(presented, info, provider.name, now)
+        flow.metadata["tollkeeper"] = {
+            "request_id": state.request_id,
+            "key_id": state.key.id,
+            "project": state.key.project,
+            "provider": provider.name,
+        }
+        pool = rt.cache.real_keys.get(provider.name, ())
+        real = rt.pool.pick(pool, now)
+        if real is None:
+            raise NoRealKey(
+                f"No usable {provider.name} API key is configured in tollkeeper.",
+                retry_after_s=rt.pool.soonest_retry(pool, now),
+            )
+        state.real_key = real
+        flow.metadata["tollkeeper"]["real_key"] = real.label
+        state.secret = rt.vault.resolve(ciphertext=real.ciphertext, env_ref=real.env_ref)
+        target = parse_base_url(real.base_url or provider.default_base_url)
+        new_path = upstream_path(flow.request.path, provider.base_path, target.path_prefix)
+        flow.request.scheme, flow.request.host = target.scheme, target.host
+        flow.request.port, flow.request.path = target.port, new_path
+        if provider.auth == ANTHROPIC:
+            state.secret_header, state.secret_value = "x-api-key", state.secret
+        else:
+            state.secret_header, state.secret_value = "authorization", f"Bearer {state.secret}"
+        headers[state.secret_header] = placeholder(state)
+        flow.request.anticomp()
+        state.upstream = (target.host, target.port)
+        if rt.config.probe_upstream:
+            problem = await rt.probe.check(target.host, target.port)
+            if problem == "timeout":
+                raise UpstreamTimeout(f"The {provider.name} upstream did not accept a connection.")
+            if problem is not None:
+                raise UpstreamUnreachable(f"The {provider.name} upstream is unreachable.")
+        if rt.config.upstream_timeout_s:
+            loop = asyncio.get_running_loop()
+            state.timer = loop.call_later(rt.config.upstream_timeout_s, self._timeout, flow)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = self.states.get(flow.id)
+        if state is None or state.rejected is not None or flow.response is not None:
+            return
+        try:
+            self._inspect_body(flow, state)
+            await self._enforce_limits(state)
+            state.forwarded = True
+        except GatewayError as e:
+            self._reject(flow, state, e)
+        except Exception:
+            log.exception("tollkeeper: fault while inspecting a request")
+            self._reject(flow, state, GatewayFault("tollkeeper gateway fault; not forwarded"))
+
+    def _inspect_body(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        raw = flow.request.raw_content
+        body: Any = None
+        if raw and len(raw) <= MAX_PARSE_BYTES:
+            try:
+                body = json.loads(flow.request.get_content(strict=False) or b"")
+            except ValueError:
+                body = None  # the provider answers malformed JSON with its own 400
+        if isinstance(body, dict):
+            model = body.get("model")
+            state.model = model if isinstance(model, str) else None
+            opt_in = state.provider.stream_usage_opt_in
+            if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
+                self._inject_include_usage(flow, state, body)
+        if state.key is not None:
+            auth.check_model(state.key, state.model)
+        if state.api in BILLABLE_APIS:
+            state.request_body = raw
+
+    async def _enforce_limits(self, state: FlowState) -> None:
+        key, rt = state.key, self.runtime
+        if key is None or rt is None:
+            return
+        limits = Limits(
+            key.id, key.budget_picousd, key.budget_period, key.rpm, key.tpm, key.max_parallel
+        )
+        if not limits.any:
+            return
+        try:
+            await asyncio.to_thread(
+                admit_request,
+                engine=rt.engine,
+                prices=rt.prices,
+                limits=limits,
+                request_id=state.request_id,
+                provider=state.provider.name,
+                api=state.api,
+                model=state.model,
+                raw_body=state.request_body,
+                ttl=timedelta(seconds=(rt.config.upstream_timeout_s or 3600) + 60),
+            )
+        except LimitExceeded as e:
+            if e.kind == "budget":
+                raise BudgetExceeded(f"The virtual key {key.id}: {e.message}.") from None
+            raise RateLimited(
+                f"The virtual key {key.id}: {e.message}.", retry_after_s=e.retry_after_s
+            ) from None
+
+    @staticmethod
+    def _inject_include_usage(flow: http.HTTPFlow, state: FlowState, body: dict[str, Any]) -> None:
+        opts = body.get("stream_options")
+        if isinstance(opts, dict) and opts.get("include_usage") is True:
+            return
+        merged = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        flow.request.set_content(json.dumps({**body, "stream_options": merged}).encode())
+        state.injected_usage = True
+
+    def _reject(self, flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
+        self.injector.disarm(flow, state)
+        flowtools.cancel_timer(state)
+        flowtools.reject(flow, state, err)
+
+    def _timeout(self, flow: http.HTTPFlow) -> None:
+        state = self.states.get(flow.id)
+        if state is None or flow.response is not None or not flow.live:
+            return
+        state.timed_out = True
+        if not flowtools.close_upstream(flow) and flow.killable:
+            flow.kill()  # noticed by mitmproxy only when the upstream finally answers

@@ -1,0 +1,160 @@
+"""The response half of the gateway's hooks: meter what comes back (streams too), keep
+real-key health, and hand exactly one usage record per request to the writer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from mitmproxy import http
+
+from addon import flowtools
+from addon.flowstate import FlowState
+from addon.injector import KeyInjector
+from addon.metering.json_usage import parse_response
+from addon.metering.stream import StreamMeter
+from addon.metering.usage import MeterResult
+from addon.records import UsageDraft, price
+from addon.runtime import Runtime
+from addon.writer import HealthEvent
+
+log = logging.getLogger(__name__)
+
+
+class ResponseSide:
+    runtime: Runtime | None
+    states: dict[str, FlowState]
+    injector: KeyInjector
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = self.states.get(flow.id)
+        if state is None:
+            return
+        self.injector.disarm(flow, state)
+        flowtools.cancel_timer(state)
+        if state.rejected is not None or flow.response is None or self.runtime is None:
+            return
+        try:
+            resp = flow.response
+            state.ttfb_ms = flowtools.ms_since(state.started_at)
+            if state.upstream is not None:
+                self.runtime.probe.saw_answer(*state.upstream)
+            self._report_health(state, resp)
+            if "event-stream" in resp.headers.get("content-type", ""):
+                state.meter = StreamMeter(
+                    state.api,
+                    strip_injected_usage=state.injected_usage,
+                    content_encoding=resp.headers.get("content-encoding"),
+                )
+                resp.stream = state.meter.feed
+        except Exception:
+            log.exception("tollkeeper: fault in responseheaders")
+
+    def _report_health(self, state: FlowState, resp: http.Response) -> None:
+        if state.real_key is None or self.runtime is None:
+            return
+        before = self.runtime.pool.health(state.real_key)
+        retry = flowtools.retry_after_seconds(resp.headers)
+        after = self.runtime.pool.report(state.real_key, resp.status_code, retry)
+        if after != before:
+            self.runtime.writer.submit(HealthEvent(state.real_key.id, after))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = self.states.pop(flow.id, None)
+        if state is None:
+            return
+        self.injector.disarm(flow, state)
+        flowtools.cancel_timer(state)
+        resp = flow.response
+        try:
+            if state.rejected is not None:
+                status = resp.status_code if resp is not None else None
+                self._submit(state, error_kind=state.rejected.code, status=status)
+                return
+            assert resp is not None
+            if state.meter is not None:
+                result = state.meter.result()
+            else:
+                if state.secret:
+                    flowtools.scrub(flow, state.secret)
+                result = parse_response(state.api, resp.get_content(strict=False) or b"")
+            upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
+            draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
+            usage = result.usage
+            model = result.model or state.model
+            cost = (
+                None
+                if draft is None
+                else price(self.runtime.prices, state.provider.name, model, usage)
+                if self.runtime
+                else None
+            )
+            flow.comment = flowtools.comment(state, model, usage, cost)
+            flow.marked = ":moneybag:"
+        except Exception:
+            log.exception("tollkeeper: fault while recording a response")
+            self._submit(
+                state, error_kind="gateway_fault", status=resp.status_code if resp else None
+            )
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state = self.states.pop(flow.id, None)
+        if state is None:
+            return
+        self.injector.disarm(flow, state)
+        flowtools.cancel_timer(state)
+        kind = flowtools.error_kind(flow.error.msg if flow.error else "", state)
+        if kind == "upstream_unreachable" and state.upstream and self.runtime is not None:
+            self.runtime.probe.forget(*state.upstream)
+        status = flow.response.status_code if flow.response is not None else None
+        if status is None:
+            status = {"upstream_timeout": 504, "upstream_unreachable": 502}.get(kind)
+        result = state.meter.result() if state.meter is not None else None
+        if kind == "upstream_unreachable":
+            state.forwarded = False
+        self._submit(state, result=result, error_kind=kind, status=status, aborted=True)
+        seen_model = result.model if result is not None else None
+        seen_usage = result.usage if result is not None else None
+        flow.comment = f"tollkeeper: {kind} · " + flowtools.comment(
+            state, seen_model or state.model, seen_usage, None
+        )
+        flow.marked = ":warning:"
+
+    def _submit(
+        self,
+        state: FlowState,
+        *,
+        result: MeterResult | None = None,
+        error_kind: str | None = None,
+        status: int | None = None,
+        aborted: bool = False,
+        flow: http.HTTPFlow | None = None,
+    ) -> UsageDraft | None:
+        if self.runtime is None:
+            return None
+        resp = flow.response if flow is not None else None
+        req_id_header = (
+            "request-id" if state.provider.error_shape == "anthropic" else "x-request-id"
+        )
+        draft = UsageDraft(
+            request_id=state.request_id,
+            created_at=datetime.fromtimestamp(state.started_at, UTC),
+            provider=state.provider.name,
+            api=state.api,
+            endpoint=state.endpoint,
+            virtual_key_id=state.key.id if state.key else None,
+            project=state.key.project if state.key else None,
+            real_key_label=state.real_key.label if state.real_key else None,
+            requested_model=state.model,
+            status_code=resp.status_code if resp is not None else status,
+            latency_ms=flowtools.ms_since(state.started_at),
+            ttfb_ms=state.ttfb_ms,
+            error_kind=error_kind,
+            provider_request_id=resp.headers.get(req_id_header) if resp is not None else None,
+            forwarded=state.forwarded,
+            aborted=aborted,
+            result=result,
+            request_body=state.request_body,
+        )
+        self.runtime.writer.submit(draft)
+        return draft
