@@ -12,17 +12,24 @@ from fnmatch import fnmatchcase
 from addon import keys
 from addon.errors import InvalidKey, NotAllowed
 from addon.keycache import KeyInfo
-from addon.providers.base import ANTHROPIC, Provider
+from addon.providers.base import Provider
 
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
-def presented_credential(provider: Provider, headers: Mapping[str, str]) -> str | None:
+def presented_credential(
+    provider: Provider, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+) -> str | None:
+    """The key the client sent: in the provider's own header, as ``Authorization: Bearer``,
+    or (Gemini) as a query parameter."""
+    style = provider.auth
     auth = headers.get("authorization", "")
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    if provider.auth == ANTHROPIC:
-        return headers.get("x-api-key", "").strip() or bearer or None
-    return bearer or None
+    if style.bearer:
+        return bearer or None
+    own = headers.get(style.header, "").strip()
+    from_query = (query or {}).get(style.query_param, "") if style.query_param else ""
+    return own or bearer or from_query.strip() or None
 
 
 def key_id_of(presented: str | None) -> str:

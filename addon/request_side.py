@@ -25,7 +25,6 @@ from addon.errors import (
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector, placeholder
 from addon.limits import Limits
-from addon.providers.base import ANTHROPIC
 from addon.providers.registry import by_host
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
@@ -55,6 +54,7 @@ class RequestSide:
             api=provider.api_for(flow.request.method, path),
             endpoint=path.split("?", 1)[0][:200],
             flow=flow,
+            model=provider.model_in_path(path) if provider.model_in_path else None,
         )
         self.states[flow.id] = state
         try:
@@ -67,9 +67,11 @@ class RequestSide:
 
     async def _admit(self, flow: http.HTTPFlow, state: FlowState, rt: Runtime) -> None:
         provider, headers = state.provider, flow.request.headers
-        presented = auth.presented_credential(provider, headers)
+        presented = auth.presented_credential(provider, headers, flow.request.query)
         for name in (*auth.CREDENTIAL_HEADERS, *provider.strip_headers):
             headers.pop(name, None)
+        if provider.auth.query_param and provider.auth.query_param in flow.request.query:
+            del flow.request.query[provider.auth.query_param]  # never upstream, never stored
         key_id = auth.key_id_of(presented)
         assert presented is not None
         info = rt.cache.keys.get(key_id) or await asyncio.to_thread(rt.cache.load_one, key_id)
@@ -91,19 +93,18 @@ class RequestSide:
         state.real_key = real
         flow.metadata["tollkeeper"]["real_key"] = real.label
         state.secret = rt.vault.resolve(ciphertext=real.ciphertext, env_ref=real.env_ref)
-        target = parse_base_url(real.base_url or provider.default_base_url)
-        new_path = upstream_path(flow.request.path, provider.base_path, target.path_prefix)
-        flow.request.scheme, flow.request.host = target.scheme, target.host
-        flow.request.port, flow.request.path = target.port, new_path
-        if provider.auth == ANTHROPIC:
-            state.secret_header, state.secret_value = "x-api-key", state.secret
-        else:
-            state.secret_header, state.secret_value = "authorization", f"Bearer {state.secret}"
+        if real.base_url or not provider.keeps_destination:
+            target = parse_base_url(real.base_url or provider.default_base_url)
+            new_path = upstream_path(flow.request.path, provider.base_path, target.path_prefix)
+            flow.request.scheme, flow.request.host = target.scheme, target.host
+            flow.request.port, flow.request.path = target.port, new_path
+        state.secret_header, state.secret_value = provider.auth.real_header(state.secret)
         headers[state.secret_header] = placeholder(state)
+        target_host, target_port = flow.request.host, flow.request.port
         flow.request.anticomp()
-        state.upstream = (target.host, target.port)
+        state.upstream = (target_host, target_port)
         if rt.config.probe_upstream:
-            problem = await rt.probe.check(target.host, target.port)
+            problem = await rt.probe.check(target_host, target_port)
             if problem == "timeout":
                 raise UpstreamTimeout(f"The {provider.name} upstream did not accept a connection.")
             if problem is not None:
@@ -136,7 +137,8 @@ class RequestSide:
                 body = None  # the provider answers malformed JSON with its own 400
         if isinstance(body, dict):
             model = body.get("model")
-            state.model = model if isinstance(model, str) else None
+            if isinstance(model, str):
+                state.model = model
             opt_in = state.provider.stream_usage_opt_in
             if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)

@@ -6,9 +6,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# auth styles: where the client's credential is and how the real one is sent
-BEARER = "bearer"  # Authorization: Bearer <key>
-ANTHROPIC = "anthropic"  # x-api-key: <key>, or Authorization: Bearer <key>
+
+@dataclass(frozen=True)
+class AuthStyle:
+    """Where a client puts its key for this provider, and how the real key is sent.
+
+    The client's credential is looked for in ``header`` (raw or ``Bearer``), then in
+    ``Authorization: Bearer`` and in the query parameter ``query_param``; the real key is
+    sent in ``header`` only (with a ``Bearer`` prefix when ``bearer``)."""
+
+    name: str
+    header: str
+    bearer: bool = False
+    query_param: str | None = None
+
+    def real_header(self, secret: str) -> tuple[str, str]:
+        return self.header, f"Bearer {secret}" if self.bearer else secret
+
+
+BEARER = AuthStyle("bearer", "authorization", bearer=True)  # OpenAI and the compatibles
+ANTHROPIC = AuthStyle("anthropic", "x-api-key")  # or Authorization: Bearer (newer SDKs)
+AZURE = AuthStyle("azure", "api-key")
+GEMINI = AuthStyle("gemini", "x-goog-api-key", query_param="key")
 
 
 @dataclass(frozen=True)
@@ -16,7 +35,7 @@ class Provider:
     name: str
     hosts: tuple[str, ...]
     default_base_url: str
-    auth: str
+    auth: AuthStyle
     error_shape: str
     classify: Callable[[str, str], str]  # (method, path without base prefix) -> api name
     strip_headers: tuple[str, ...] = ()  # client headers that must not reach the provider
@@ -25,6 +44,24 @@ class Provider:
     stream_usage_opt_in: bool = True
     # other path prefixes clients use for the same API (DeepSeek serves "" and "/v1")
     alt_base_paths: tuple[str, ...] = ()
+    # where the URL names the model (Gemini) or the deployment (Azure)
+    model_in_path: Callable[[str], str | None] | None = None
+
+    @property
+    def keeps_destination(self) -> bool:
+        """No fixed upstream (Azure resources): without a base URL on the real key, the
+        request goes where the client sent it."""
+        return not self.default_base_url
+
+    def matches_host(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for pattern in self.hosts:
+            if pattern.startswith("*."):
+                if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                    return True
+            elif host == pattern:
+                return True
+        return False
 
     @property
     def base_path(self) -> str:
@@ -60,3 +97,44 @@ def anthropic_classify(method: str, path: str) -> str:
         if path == "/v1/messages/count_tokens":
             return "anthropic.count_tokens"
     return "anthropic.other"
+
+
+def azure_classify(method: str, path: str) -> str:
+    """``/openai/deployments/{d}/chat/completions`` and ``/openai/v1/chat/completions``."""
+    return openai_classify(method, _azure_tail(path))
+
+
+def _azure_tail(path: str) -> str:
+    parts = path.split("/")
+    if parts[1:3] == ["openai", "deployments"] and len(parts) > 3:
+        return "/" + "/".join(parts[4:])
+    if parts[1:3] == ["openai", "v1"]:
+        return "/" + "/".join(parts[3:])
+    return path
+
+
+def azure_deployment(path: str) -> str | None:
+    parts = path.split("?", 1)[0].split("/")
+    if parts[1:3] == ["openai", "deployments"] and len(parts) > 3:
+        return parts[3]
+    return None
+
+
+def gemini_classify(method: str, path: str) -> str:
+    """``/v1beta/models/{model}:generateContent`` and friends."""
+    _, _, action = path.rpartition(":")
+    if method == "POST" and "/models/" in path:
+        if action == "generateContent":
+            return "gemini.generate"
+        if action == "streamGenerateContent":
+            return "gemini.stream"
+        if action == "countTokens":
+            return "gemini.count_tokens"
+    return "gemini.other"
+
+
+def gemini_model(path: str) -> str | None:
+    bare = path.split("?", 1)[0]
+    if "/models/" not in bare:
+        return None
+    return bare.split("/models/", 1)[1].split(":", 1)[0] or None

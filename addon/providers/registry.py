@@ -7,9 +7,15 @@ import re
 
 from addon.providers.base import (
     ANTHROPIC,
+    AZURE,
     BEARER,
+    GEMINI,
     Provider,
     anthropic_classify,
+    azure_classify,
+    azure_deployment,
+    gemini_classify,
+    gemini_model,
     openai_classify,
 )
 
@@ -54,6 +60,29 @@ PROVIDERS: dict[str, Provider] = {
             error_shape="anthropic",
             classify=anthropic_classify,
         ),
+        Provider(
+            name="gemini",
+            hosts=("generativelanguage.googleapis.com",),
+            default_base_url="https://generativelanguage.googleapis.com",
+            auth=GEMINI,
+            error_shape="gemini",
+            classify=gemini_classify,
+            stream_usage_opt_in=False,
+            model_in_path=gemini_model,
+        ),
+        Provider(
+            name="azure",
+            hosts=(
+                "*.openai.azure.com",
+                "*.cognitiveservices.azure.com",
+                "*.services.ai.azure.com",
+            ),
+            default_base_url="",  # per resource: the client's destination, or the key's URL
+            auth=AZURE,
+            error_shape="openai",
+            classify=azure_classify,
+            model_in_path=azure_deployment,
+        ),
         _openai_compatible("mistral", "api.mistral.ai", "https://api.mistral.ai/v1"),
         _openai_compatible("groq", "api.groq.com", "https://api.groq.com/openai/v1"),
         _openai_compatible(
@@ -70,16 +99,26 @@ PROVIDERS: dict[str, Provider] = {
     )
 }
 
-_BY_HOST = {host: p for p in PROVIDERS.values() for host in p.hosts}
+_BY_HOST = {h: p for p in PROVIDERS.values() for h in p.hosts if not h.startswith("*.")}
+_WILDCARD = [p for p in PROVIDERS.values() if any(h.startswith("*.") for h in p.hosts)]
 
 
 def by_host(host: str) -> Provider | None:
-    return _BY_HOST.get(host.lower().rstrip("."))
+    host = host.lower().rstrip(".")
+    found = _BY_HOST.get(host)
+    if found is not None:
+        return found
+    return next((p for p in _WILDCARD if p.matches_host(host)), None)
+
+
+def host_pattern(host: str) -> str:
+    """A regex for mitmproxy's ``allow_hosts``, which matches ``host:port`` strings."""
+    if host.startswith("*."):
+        return f"^([a-z0-9-]+\\.)+{re.escape(host[2:])}(:[0-9]+)?$"
+    return f"^{re.escape(host)}(:[0-9]+)?$"
 
 
 def allow_hosts_patterns() -> list[str]:
-    """Regexes for mitmproxy's ``allow_hosts``: intercept provider hosts only.
-
-    mitmproxy matches them against ``host:port`` strings, hence the optional port.
-    """
-    return [f"^{re.escape(h)}(:[0-9]+)?$" for h in sorted(_BY_HOST)]
+    """Regexes for mitmproxy's ``allow_hosts``: intercept provider hosts only."""
+    hosts = sorted({h for p in PROVIDERS.values() for h in p.hosts})
+    return [host_pattern(h) for h in hosts]

@@ -200,3 +200,17 @@ def test_forbidden_model_error_names_the_model() -> None:
         auth.check_model(info(allowed_models=("gpt-4o*",)), "gpt-4.1")
     with pytest.raises(NotAllowed, match=r"\(none\)"):
         auth.check_model(info(allowed_models=("gpt-4o*",)), None)
+
+
+def test_gemini_key_from_header_or_query_and_azure_from_api_key() -> None:
+    from addon.providers.registry import PROVIDERS
+
+    gemini, azure = PROVIDERS["gemini"], PROVIDERS["azure"]
+    assert auth.presented_credential(gemini, {"x-goog-api-key": "tk-a"}) == "tk-a"
+    assert auth.presented_credential(gemini, {}, {"key": "tk-q", "alt": "sse"}) == "tk-q"
+    assert auth.presented_credential(gemini, {"x-goog-api-key": "tk-h"}, {"key": "tk-q"}) == "tk-h"
+    assert auth.presented_credential(gemini, {}, {"alt": "sse"}) is None
+    assert auth.presented_credential(azure, {"api-key": "tk-z"}) == "tk-z"
+    assert auth.presented_credential(azure, {"authorization": "Bearer tk-b"}) == "tk-b"
+    assert gemini.auth.real_header("REAL") == ("x-goog-api-key", "REAL")
+    assert azure.auth.real_header("REAL") == ("api-key", "REAL")

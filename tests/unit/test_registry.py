@@ -10,7 +10,7 @@ from mitmproxy.addons.next_layer import NextLayer
 from mitmproxy.proxy.context import Context
 from mitmproxy.test import taddons, tflow
 
-from addon.providers.base import ANTHROPIC, BEARER
+from addon.providers.base import ANTHROPIC, AZURE, BEARER, GEMINI
 from addon.providers.registry import PROVIDERS, allow_hosts_patterns, by_host
 
 HOSTS = {
@@ -26,8 +26,13 @@ HOSTS = {
 }
 
 
+# providers with their own wire format or URL scheme, tested separately below
+OWN_FORMAT = {"gemini": "generativelanguage.googleapis.com", "azure": "myres.openai.azure.com"}
+AZURE_HOSTS = ("*.openai.azure.com", "*.cognitiveservices.azure.com", "*.services.ai.azure.com")
+
+
 def test_the_documented_providers_are_built_in() -> None:
-    assert set(PROVIDERS) == set(HOSTS)
+    assert set(PROVIDERS) == set(HOSTS) | set(OWN_FORMAT)
 
 
 @pytest.mark.parametrize(("name", "host"), sorted(HOSTS.items()))
@@ -67,7 +72,9 @@ def test_auth_styles_and_error_shapes() -> None:
         ANTHROPIC,
         "anthropic",
     )
-    others = [p for n, p in PROVIDERS.items() if n != "anthropic"]
+    assert (PROVIDERS["gemini"].auth, PROVIDERS["gemini"].error_shape) == (GEMINI, "gemini")
+    assert (PROVIDERS["azure"].auth, PROVIDERS["azure"].error_shape) == (AZURE, "openai")
+    others = [p for n, p in PROVIDERS.items() if n not in ("anthropic", "gemini", "azure")]
     assert all((p.auth, p.error_shape) == (BEARER, "openai") for p in others)
 
 
@@ -75,8 +82,9 @@ def test_openai_strips_organisation_and_project_headers() -> None:
     assert set(PROVIDERS["openai"].strip_headers) >= {"openai-organization", "openai-project"}
 
 
-def test_only_openrouter_sends_stream_usage_without_being_asked() -> None:
-    assert [n for n, p in PROVIDERS.items() if not p.stream_usage_opt_in] == ["openrouter"]
+def test_only_openrouter_and_gemini_send_stream_usage_without_being_asked() -> None:
+    unasked = sorted(n for n, p in PROVIDERS.items() if not p.stream_usage_opt_in)
+    assert unasked == ["gemini", "openrouter"]
 
 
 # --- endpoint classification ------------------------------------------------------------
@@ -182,7 +190,62 @@ def test_allow_hosts_match_nothing_else(host: str) -> None:
 
 
 def test_one_pattern_per_host() -> None:
-    assert len(allow_hosts_patterns()) == len(HOSTS)
+    assert len(allow_hosts_patterns()) == len(HOSTS) + 1 + len(AZURE_HOSTS)
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("myres.openai.azure.com", "azure"),
+        ("a-b.cognitiveservices.azure.com", "azure"),
+        ("x.services.ai.azure.com", "azure"),
+        ("openai.azure.com", None),
+        ("myres.openai.azure.com.evil.example", None),
+        ("generativelanguage.googleapis.com", "gemini"),
+    ],
+)
+def test_wildcard_and_gemini_hosts(host: str, name: str | None) -> None:
+    found = by_host(host)
+    assert (found.name if found else None) == name
+    matched = any(re.search(p, f"{host}:443") for p in allow_hosts_patterns())
+    assert matched == (name is not None)
+
+
+@pytest.mark.parametrize(
+    ("path", "api", "model"),
+    [
+        (
+            "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+            "openai.chat",
+            "prod-4o",
+        ),
+        ("/openai/deployments/emb/embeddings?api-version=2024-10-21", "openai.embeddings", "emb"),
+        ("/openai/v1/chat/completions", "openai.chat", None),
+        ("/openai/v1/responses", "openai.responses", None),
+    ],
+)
+def test_azure_paths(path: str, api: str, model: str | None) -> None:
+    azure = PROVIDERS["azure"]
+    assert azure.api_for("POST", path) == api
+    assert azure.model_in_path is not None and azure.model_in_path(path) == model
+
+
+@pytest.mark.parametrize(
+    ("path", "api"),
+    [
+        ("/v1beta/models/gemini-2.5-flash:generateContent", "gemini.generate"),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "gemini.stream"),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", "gemini.stream"),
+        ("/v1beta/models/gemini-2.5-flash:countTokens", "gemini.count_tokens"),
+        ("/v1beta/models", "gemini.other"),
+    ],
+)
+def test_gemini_paths(path: str, api: str) -> None:
+    gemini = PROVIDERS["gemini"]
+    assert gemini.api_for("POST", path) == api
+    if api != "gemini.other":
+        assert gemini.model_in_path is not None
+        assert gemini.model_in_path(path) == "gemini-2.5-flash"
 
 
 @pytest.mark.parametrize(
