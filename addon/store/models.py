@@ -65,6 +65,22 @@ class RealKey(SQLModel, table=True):
     cooldown_until: datetime | None = None
     consecutive_auth_failures: int = 0
     last_error: str | None = Field(default=None, max_length=200)
+    # Azure: deployment name -> model, for pricing when a response does not name the model
+    model_map_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class CustomProvider(SQLModel, table=True):
+    """An operator-defined OpenAI- or Anthropic-compatible provider (vLLM, Ollama, ...)."""
+
+    __tablename__ = "custom_providers"
+
+    name: str = Field(primary_key=True, max_length=64)
+    base_url: str = Field(max_length=2000)
+    hosts: str = Field(default="", max_length=2000)  # comma-separated extra hosts
+    auth: str = Field(default="bearer", max_length=32)  # bearer | x-api-key | api-key
+    wire_format: str = Field(default="openai", max_length=16)  # openai | anthropic
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class UsageRecord(SQLModel, table=True):
