@@ -8,6 +8,7 @@ request that reaches a hook ends as exactly one usage record, from ``response`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,7 +17,7 @@ from mitmproxy import ctx, exceptions
 from addon import options
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector
-from addon.providers.registry import allow_hosts_patterns
+from addon.providers.registry import BUILTIN
 from addon.request_side import RequestSide
 from addon.response_side import ResponseSide
 from addon.runtime import Runtime
@@ -33,6 +34,8 @@ class Gateway(RequestSide, ResponseSide):
         self.runtime: Runtime | None = None
         self.states: dict[str, FlowState] = {}
         self.injector = KeyInjector(self.states)
+        self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -40,7 +43,10 @@ class Gateway(RequestSide, ResponseSide):
         options.declare(loader)
 
     def configure(self, updated: set[str]) -> None:
+        self._start_runtime(updated)
         self._proxy_defaults(updated)
+
+    def _start_runtime(self, updated: set[str]) -> None:
         if self.runtime is not None and not updated & options.OPTION_NAMES:
             return
         try:
@@ -53,23 +59,38 @@ class Gateway(RequestSide, ResponseSide):
             runtime = Runtime(config)
         except (StoreUnavailable, VaultError, OSError) as e:
             raise exceptions.OptionsError(f"tollkeeper: {e}") from e
+        runtime.cache.on_registry_change = self._registry_changed
         runtime.start()
         old, self.runtime = self.runtime, runtime
         if old is not None:
             old.stop()
 
-    @staticmethod
-    def _proxy_defaults(updated: set[str]) -> None:
+    def _proxy_defaults(self, updated: set[str]) -> None:
         """Options the gateway needs, set before the listeners start accepting."""
         opts = ctx.options
         if "connection_strategy" in updated and opts.connection_strategy != "lazy":
             log.warning("tollkeeper: setting connection_strategy=lazy (needed to reroute)")
             opts.update(connection_strategy="lazy")
-        user_chose = opts.allow_hosts or opts.ignore_hosts
+        user_chose = (opts.allow_hosts and opts.allow_hosts != self._managed_hosts) or (
+            opts.ignore_hosts
+        )
         if {"allow_hosts", "ignore_hosts"} & updated and not user_chose:
-            opts.update(allow_hosts=allow_hosts_patterns())
+            self._set_allow_hosts()
+
+    def _set_allow_hosts(self) -> None:
+        registry = self.runtime.cache.registry if self.runtime else BUILTIN
+        self._managed_hosts = registry.allow_hosts_patterns()
+        if list(ctx.options.allow_hosts) != self._managed_hosts:
+            ctx.options.update(allow_hosts=self._managed_hosts)
+
+    def _registry_changed(self) -> None:
+        """From the key-cache thread: providers were defined or removed."""
+        if self._managed_hosts is None or self._loop is None:
+            return  # the operator manages allow_hosts / ignore_hosts
+        self._loop.call_soon_threadsafe(self._set_allow_hosts)
 
     def running(self) -> None:
+        self._loop = ctx.master.event_loop
         if ctx.master.addons.get(self.injector.name) is None:
             ctx.master.addons.add(self.injector)
 

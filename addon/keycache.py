@@ -7,6 +7,7 @@ be looked up once with ``load_one`` from a worker thread.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from addon.providers.base import Provider
+from addon.providers.registry import Registry, custom_provider
 from addon.store.keys_repo import policy_of
-from addon.store.models import AuditEvent, RealKey, VirtualKey
+from addon.store.models import AuditEvent, CustomProvider, RealKey, VirtualKey
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class RealKeyInfo:
     status: str
     cooldown_until: datetime | None
     auth_failures: int
+    model_map: tuple[tuple[str, str], ...] = ()  # Azure: deployment -> model
 
 
 def _key_info(row: VirtualKey) -> KeyInfo:
@@ -82,7 +86,28 @@ def _real_info(row: RealKey) -> RealKeyInfo:
         status=row.status,
         cooldown_until=row.cooldown_until,
         auth_failures=row.consecutive_auth_failures,
+        model_map=tuple(sorted(json.loads(row.model_map_json or "{}").items())),
     )
+
+
+def _customs(rows: list[CustomProvider]) -> tuple[Provider, ...]:
+    """Defined providers; a row that no longer makes sense is skipped, never fatal."""
+    out = []
+    for row in rows:
+        hosts = tuple(h.strip() for h in row.hosts.split(",") if h.strip())
+        try:
+            out.append(
+                custom_provider(
+                    name=row.name,
+                    base_url=row.base_url,
+                    hosts=hosts,
+                    auth=row.auth,
+                    wire_format=row.wire_format,
+                )
+            )
+        except ValueError as e:
+            log.warning("tollkeeper: ignoring custom provider %s: %s", row.name, e)
+    return tuple(out)
 
 
 class KeyCache:
@@ -91,6 +116,8 @@ class KeyCache:
         self._interval_s = interval_s
         self.keys: dict[str, KeyInfo] = {}
         self.real_keys: dict[str, tuple[RealKeyInfo, ...]] = {}
+        self.registry = Registry()
+        self.on_registry_change: Callable[[], None] | None = None  # provider hosts changed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -118,10 +145,16 @@ class KeyCache:
             pools: dict[str, list[RealKeyInfo]] = {}
             for r in s.exec(select(RealKey).order_by(RealKey.id)):  # type: ignore[arg-type]
                 pools.setdefault(r.provider, []).append(_real_info(r))
+            customs = _customs(list(s.exec(select(CustomProvider))))
             if self.on_refresh is not None:
                 self.on_refresh(s)
         self.keys = vkeys  # whole-dict assignment: readers never see a half-built map
         self.real_keys = {k: tuple(v) for k, v in pools.items()}
+        registry = Registry(customs)
+        hosts_changed = registry.allow_hosts_patterns() != self.registry.allow_hosts_patterns()
+        self.registry = registry
+        if hosts_changed and self.on_registry_change is not None:
+            self.on_registry_change()
 
     def load_one(self, key_id: str) -> KeyInfo | None:
         with Session(self._engine) as s:

@@ -25,7 +25,6 @@ from addon.errors import (
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector, placeholder
 from addon.limits import Limits
-from addon.providers.registry import by_host
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -45,8 +44,10 @@ class RequestSide:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.error is not None or not flow.live:
             return
-        provider = by_host(flow.request.host)
-        if provider is None or self.runtime is None:
+        if self.runtime is None:
+            return
+        provider = self.runtime.cache.registry.by_host(flow.request.host)
+        if provider is None:
             return
         path = flow.request.path
         state = FlowState(
@@ -91,6 +92,8 @@ class RequestSide:
                 retry_after_s=rt.pool.soonest_retry(pool, now),
             )
         state.real_key = real
+        if real.model_map and state.model:  # Azure: the URL names a deployment
+            state.model = dict(real.model_map).get(state.model, state.model)
         flow.metadata["tollkeeper"]["real_key"] = real.label
         state.secret = rt.vault.resolve(ciphertext=real.ciphertext, env_ref=real.env_ref)
         if real.base_url or not provider.keeps_destination:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from sqlmodel import Session
 
 from addon.store import keys_repo, limits_repo
 from addon.store.keys_repo import BUDGET_PERIODS, KeyPolicy
@@ -15,7 +16,7 @@ from cli import keys_view
 from cli.context import App, UserError, pass_app
 from cli.output import note, print_json
 from cli.parse import DURATION, LIST, USD
-from cli.providers import PROVIDER_NAMES
+from cli.providers import check_provider, known_providers
 
 
 class LimitType(click.ParamType[int | str]):
@@ -101,19 +102,17 @@ def _policy_changes(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("models") is not None:
         changes["allowed_models"] = options["models"]
     if options.get("providers") is not None:
-        changes["allowed_providers"] = _check_providers(options["providers"])
+        changes["allowed_providers"] = options["providers"]  # checked against the store
     if options.get("metadata") is not None:
         changes["metadata"] = _parse_metadata(options["metadata"])
     return changes
 
 
-def _check_providers(names: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in PROVIDER_NAMES]
-    if unknown:
-        raise UserError(
-            f"unknown provider {unknown[0]!r}; known: {', '.join(sorted(PROVIDER_NAMES))}"
-        )
-    return names
+def _check_providers(session: Session, changes: dict[str, Any]) -> None:
+    """Allowed providers must be built in or defined with 'providers define'."""
+    known = known_providers(session)
+    for name in changes.get("allowed_providers", ()):
+        check_provider(name, known)
 
 
 def _parse_metadata(text: str) -> dict[str, Any]:
@@ -142,8 +141,10 @@ def create(app: App, /, project: str, as_json: bool, **options: Any) -> None:
     The key is printed alone on stdout (or inside the JSON object with --json); only its
     hash is stored, so it cannot be shown again. Lost keys are rotated, not recovered.
     """
-    policy = KeyPolicy(**_policy_changes(options))
+    changes = _policy_changes(options)
+    policy = KeyPolicy(**changes)
     with app.session() as session:
+        _check_providers(session, changes)
         row, secret = keys_repo.create_key(
             session=session, project=project.strip(), policy=policy, actor=app.actor
         )
@@ -247,6 +248,7 @@ def update(
     if not changes:
         raise UserError("nothing to change; see 'tollkeeper keys update --help'")
     with app.session() as session:
+        _check_providers(session, changes)
         if keys_repo.get_key(session=session, key_id=key_id).revoked_at is not None:
             raise UserError(f"key {key_id} is revoked; create a new one")
         row = keys_repo.update_key(session=session, key_id=key_id, changes=changes, actor=app.actor)

@@ -7,6 +7,7 @@ their last four characters.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -14,36 +15,41 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+from sqlmodel import Session
 
-from addon.store import realkeys_repo
+from addon.providers.registry import PROVIDERS
+from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
 from addon.vault import Vault, VaultError
 from cli.context import App, UserError, pass_app
 from cli.output import iso, note, print_json, print_table, short_time
 
-# Known provider names (to move into the provider registry once it exists).
-PROVIDER_NAMES = frozenset(
-    {
-        "openai",
-        "anthropic",
-        "gemini",
-        "azure",
-        "mistral",
-        "groq",
-        "deepseek",
-        "xai",
-        "openrouter",
-        "together",
-        "fireworks",
-    }
-)
+PROVIDER_NAMES = frozenset(PROVIDERS)  # built in; operators may define more
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def check_provider(name: str) -> str:
-    if name not in PROVIDER_NAMES:
-        raise UserError(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDER_NAMES))}")
+def known_providers(session: Session) -> frozenset[str]:
+    customs = custom_providers_repo.list_custom(session=session)
+    return PROVIDER_NAMES | {c.name for c in customs}
+
+
+def check_provider(name: str, known: frozenset[str] = PROVIDER_NAMES) -> str:
+    if name not in known:
+        raise UserError(f"unknown provider {name!r}; known: {', '.join(sorted(known))}")
     return name
+
+
+def parse_model_map(text: str) -> dict[str, str]:
+    """``deployment=model,other=model`` (Azure deployment names to the models they run)."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        deployment, sep, model = part.partition("=")
+        if not sep or not deployment.strip() or not model.strip():
+            raise UserError(f"--model-map entry {part!r} is not DEPLOYMENT=MODEL")
+        out[deployment.strip()] = model.strip()
+    return out
 
 
 def check_base_url(url: str) -> str:
@@ -80,6 +86,7 @@ def real_key_json(row: RealKey) -> dict[str, Any]:
         "status": row.status,
         "cooldown_until": iso(row.cooldown_until),
         "consecutive_auth_failures": row.consecutive_auth_failures,
+        "model_map": json.loads(row.model_map_json or "{}"),
         "last_error": row.last_error,
         "created_at": iso(row.created_at),
     }
@@ -131,6 +138,11 @@ def providers() -> None:
     is_flag=True,
     help="Store only the variable name given by --api-key-env; the gateway reads it at use.",
 )
+@click.option(
+    "--model-map",
+    metavar="DEPLOYMENT=MODEL,…",
+    help="Azure: the model each deployment runs, for pricing when a response names none.",
+)
 @pass_app
 def add(
     app: App,
@@ -140,13 +152,14 @@ def add(
     label: str,
     base_url: str | None,
     store_env_reference: bool,
+    model_map: str | None,
 ) -> None:
     """Add a real key for provider NAME, stored encrypted with the master key.
 
     The master key comes from TOLLKEEPER_MASTER_KEY, else from <home>/master.key (created with
     mode 0600 on first use). Keep it: without it stored keys cannot be decrypted.
     """
-    check_provider(name)
+    mapping = parse_model_map(model_map) if model_map else None
     if (api_key_env is None) == (not api_key_stdin):
         raise UserError("give exactly one of --api-key-env VAR or --api-key-stdin")
     if api_key_env is not None and not _ENV_NAME_RE.match(api_key_env):
@@ -164,6 +177,7 @@ def add(
     else:
         secret = _read_secret(api_key_env, api_key_stdin)
     with app.session() as session:
+        check_provider(name, known_providers(session))
         vault = app.vault()
         _check_master_key(vault, realkeys_repo.list_real_keys(session=session))
         row = realkeys_repo.add_real_key(
@@ -175,6 +189,7 @@ def add(
             env_ref=api_key_env if store_env_reference else None,
             base_url=base_url,
             actor=app.actor,
+            model_map=mapping,
         )
         hint = key_hint(row)
     stored = "as a reference to" if store_env_reference else "encrypted, key"
@@ -220,3 +235,94 @@ def remove(app: App, name: str, label: str) -> None:
     with app.session() as session:
         realkeys_repo.remove_real_key(session=session, provider=name, label=label, actor=app.actor)
     note(f"Removed {name} key {label!r}.")
+
+
+@providers.command()
+@click.argument("name")
+@click.option("--base-url", required=True, metavar="URL", help="Where the provider's API lives.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Another host clients use for it (the base URL's host is always one). Repeatable.",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(["bearer", "x-api-key", "api-key"]),
+    default="bearer",
+    show_default=True,
+    help="Header that carries the key.",
+)
+@click.option(
+    "--format",
+    "wire_format",
+    type=click.Choice(["openai", "anthropic"]),
+    default="openai",
+    show_default=True,
+    help="Wire format (requests, usage, errors) it speaks.",
+)
+@pass_app
+def define(
+    app: App, name: str, base_url: str, hosts: tuple[str, ...], auth: str, wire_format: str
+) -> None:
+    """Define provider NAME: an OpenAI- or Anthropic-compatible API, e.g. a self-hosted vLLM.
+
+    Then add its real key with 'tollkeeper providers add NAME' and point clients at it
+    (through the proxy, or a reverse listener for the base URL). Running gateways pick it up
+    within about a second.
+    """
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", name):
+        raise UserError("provider names are lower-case letters, digits, '-' and '_'")
+    check_base_url(base_url)
+    with app.session() as session:
+        try:
+            custom_providers_repo.define_provider(
+                session=session,
+                name=name,
+                base_url=base_url,
+                hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
+                auth=auth,
+                wire_format=wire_format,
+                actor=app.actor,
+            )
+        except ValueError as e:
+            raise UserError(str(e)) from e
+    note(f"Defined provider {name} at {base_url}.")
+
+
+@providers.command()
+@click.argument("name")
+@pass_app
+def undefine(app: App, name: str) -> None:
+    """Remove a provider defined with 'providers define' (its real keys stay until removed)."""
+    with app.session() as session:
+        custom_providers_repo.remove_custom(session=session, name=name, actor=app.actor)
+    note(f"Removed the definition of provider {name}.")
+
+
+@providers.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_app
+def defined(app: App, as_json: bool) -> None:
+    """List the providers defined with 'providers define'."""
+    with app.session() as session:
+        rows = custom_providers_repo.list_custom(session=session)
+    data = [
+        {
+            "name": r.name,
+            "base_url": r.base_url,
+            "hosts": [h for h in r.hosts.split(",") if h],
+            "auth": r.auth,
+            "format": r.wire_format,
+            "created_at": iso(r.created_at),
+        }
+        for r in rows
+    ]
+    if as_json:
+        print_json(data)
+        return
+    print_table(
+        ["NAME", "BASE URL", "HOSTS", "AUTH", "FORMAT"],
+        [[r.name, r.base_url, r.hosts or "-", r.auth, r.wire_format] for r in rows],
+    )

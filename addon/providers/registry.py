@@ -4,6 +4,7 @@ wire format is not OpenAI's or Anthropic's)."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from addon.providers.base import (
     ANTHROPIC,
@@ -99,16 +100,39 @@ PROVIDERS: dict[str, Provider] = {
     )
 }
 
-_BY_HOST = {h: p for p in PROVIDERS.values() for h in p.hosts if not h.startswith("*.")}
-_WILDCARD = [p for p in PROVIDERS.values() if any(h.startswith("*.") for h in p.hosts)]
+
+class Registry:
+    """Built-in providers plus the ones operators define (``tollkeeper providers define``)."""
+
+    def __init__(self, custom: tuple[Provider, ...] = ()) -> None:
+        builtin_names = set(PROVIDERS)
+        self.providers = {**PROVIDERS, **{p.name: p for p in custom if p.name not in builtin_names}}
+        every = list(self.providers.values())
+        self._by_host = {h: p for p in every for h in p.hosts if not h.startswith("*.")}
+        self._wildcard = [p for p in every if any(h.startswith("*.") for h in p.hosts)]
+
+    def by_host(self, host: str) -> Provider | None:
+        host = host.lower().rstrip(".")
+        found = self._by_host.get(host)
+        if found is not None:
+            return found
+        return next((p for p in self._wildcard if p.matches_host(host)), None)
+
+    def allow_hosts_patterns(self) -> list[str]:
+        """Regexes for mitmproxy's ``allow_hosts``: intercept provider hosts only."""
+        hosts = sorted({h for p in self.providers.values() for h in p.hosts})
+        return [host_pattern(h) for h in hosts]
+
+
+BUILTIN = Registry()
 
 
 def by_host(host: str) -> Provider | None:
-    host = host.lower().rstrip(".")
-    found = _BY_HOST.get(host)
-    if found is not None:
-        return found
-    return next((p for p in _WILDCARD if p.matches_host(host)), None)
+    return BUILTIN.by_host(host)
+
+
+def allow_hosts_patterns() -> list[str]:
+    return BUILTIN.allow_hosts_patterns()
 
 
 def host_pattern(host: str) -> str:
@@ -118,7 +142,23 @@ def host_pattern(host: str) -> str:
     return f"^{re.escape(host)}(:[0-9]+)?$"
 
 
-def allow_hosts_patterns() -> list[str]:
-    """Regexes for mitmproxy's ``allow_hosts``: intercept provider hosts only."""
-    hosts = sorted({h for p in PROVIDERS.values() for h in p.hosts})
-    return [host_pattern(h) for h in hosts]
+def custom_provider(
+    *, name: str, base_url: str, hosts: tuple[str, ...], auth: str, wire_format: str
+) -> Provider:
+    """A provider an operator defined: OpenAI- or Anthropic-compatible, at ``base_url``."""
+    styles = {"bearer": BEARER, "x-api-key": ANTHROPIC, "api-key": AZURE}
+    if auth not in styles:
+        raise ValueError(f"auth must be one of {', '.join(styles)}")
+    if wire_format not in ("openai", "anthropic"):
+        raise ValueError("format must be openai or anthropic")
+    base_host = (urlsplit(base_url).hostname or "").lower()
+    if not base_host:
+        raise ValueError(f"not an http(s) base URL: {base_url!r}")
+    return Provider(
+        name=name,
+        hosts=tuple(dict.fromkeys((base_host, *(h.lower() for h in hosts)))),
+        default_base_url=base_url.rstrip("/"),
+        auth=styles[auth],
+        error_shape=wire_format,
+        classify=openai_classify if wire_format == "openai" else anthropic_classify,
+    )

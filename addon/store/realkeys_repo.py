@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ def add_real_key(
     env_ref: str | None,
     base_url: str | None,
     actor: str,
+    model_map: dict[str, str] | None = None,
 ) -> RealKey:
     """Store a real key: encrypted when ``secret`` is given, else as a reference to ``env_ref``."""
     if (secret is None) == (env_ref is None):
@@ -34,6 +36,7 @@ def add_real_key(
         ciphertext=vault.encrypt(secret) if secret is not None else None,
         env_ref=env_ref,
         last4=last4(secret) if secret is not None else "$env",
+        model_map_json=json.dumps(model_map or {}, sort_keys=True),
     )
     session.add(row)
     record_event(
@@ -41,7 +44,11 @@ def add_real_key(
         actor=actor,
         action="real_key.added",
         target=f"{provider}/{label}",
-        details={"base_url": base_url or "", "stored_as": "env_ref" if env_ref else "encrypted"},
+        details={
+            "base_url": base_url or "",
+            "stored_as": "env_ref" if env_ref else "encrypted",
+            "model_map": model_map or {},
+        },
     )
     try:
         session.commit()

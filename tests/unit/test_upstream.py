@@ -70,7 +70,7 @@ def test_upstream_path_maps_the_default_prefix_onto_the_target(
     assert upstream_path(path, default_prefix, target_prefix) == expected
 
 
-@pytest.mark.parametrize("name", sorted(PROVIDERS))
+@pytest.mark.parametrize("name", sorted(n for n, p in PROVIDERS.items() if p.default_base_url))
 def test_every_provider_maps_onto_its_own_default_base_url_unchanged(name: str) -> None:
     provider = PROVIDERS[name]
     target = parse_base_url(provider.default_base_url)
@@ -173,3 +173,7 @@ async def test_a_server_that_never_accepts_times_out(monkeypatch: pytest.MonkeyP
         finally:
             for s in fillers:
                 s.close()
+
+
+def test_only_azure_has_no_fixed_upstream() -> None:
+    assert [n for n, p in PROVIDERS.items() if p.keeps_destination] == ["azure"]
