@@ -3,19 +3,22 @@
 ``parse_response`` never raises. A body that is not JSON, not an object, or whose ``usage`` has
 the wrong shape gives ``error_kind="bad_json"``. A well-formed body without usage (e.g. a provider
 error) gives ``usage=None``, and for a provider error body ``error_kind`` is the provider's error
-code or type. The provider request id is not read from the body: callers take it from headers.
+code, type or status. The provider request id is not read from the body (callers take it from
+headers), except for Gemini, whose only id is the body's ``responseId``. Gemini bodies are read
+by :mod:`addon.metering.gemini`, which also fills ``output_text``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
+from addon.metering.gemini import parse_gemini
 from addon.metering.normalise import (
+    BAD_JSON,
     anthropic_usage,
     count,
+    load_json,
     mapping,
     openai_usage,
     provider_cost,
@@ -24,15 +27,7 @@ from addon.metering.normalise import (
 )
 from addon.metering.usage import MeterResult, Usage
 
-BAD_JSON = "bad_json"
-
-
-def load_json(body: bytes | str) -> Any:
-    """``json.loads`` with floats kept exact as ``Decimal``; raises ``ValueError``."""
-    try:
-        return json.loads(body, parse_float=Decimal)
-    except RecursionError as exc:  # absurdly nested input
-        raise ValueError("JSON nested too deeply") from exc
+__all__ = ["BAD_JSON", "load_json", "parse_response", "provider_error_kind"]
 
 
 def provider_error_kind(doc: Mapping[str, Any]) -> str | None:
@@ -56,9 +51,12 @@ def parse_response(api: str, body: bytes) -> MeterResult:
 
     ``api`` is one of ``openai.chat``, ``openai.completions``, ``openai.embeddings``,
     ``openai.responses``, ``openai.other``, ``anthropic.messages``, ``anthropic.count_tokens``,
-    ``anthropic.other``. count_tokens is free: its count goes to
-    ``extras["counted_input_tokens"]`` and ``usage`` stays None.
+    ``anthropic.other``, ``gemini.generate``, ``gemini.stream`` (a buffered stream: a JSON
+    array or ``alt=sse`` text), ``gemini.count_tokens``, ``gemini.other``. count_tokens is
+    free: its count goes to ``extras["counted_input_tokens"]`` and ``usage`` stays None.
     """
+    if api.startswith("gemini."):
+        return parse_gemini(api, body)
     try:
         doc = load_json(body)
     except ValueError:

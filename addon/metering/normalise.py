@@ -1,9 +1,10 @@
 """Provider usage objects → the normalised :class:`~addon.metering.usage.Usage`.
 
 The convention (see ``usage.py``): ``input_tokens`` includes cache reads and writes,
-``output_tokens`` includes reasoning. OpenAI-style counts already include cache reads
-(``prompt_tokens``/``input_tokens``); Anthropic's ``input_tokens`` excludes them, so the cache
-fields are added back.
+``output_tokens`` includes reasoning. OpenAI-style and Gemini counts already include cache reads
+(``prompt_tokens``/``input_tokens``/``promptTokenCount``); Anthropic's ``input_tokens`` excludes
+them, so the cache fields are added back. Gemini reports thoughts outside its candidates count,
+so they are added to the output.
 
 These helpers raise :class:`ShapeError` (a ``ValueError``) when a field has the wrong type, so a
 caller can tell "no usage" from "usage we could not read".
@@ -11,15 +12,26 @@ caller can tell "no usage" from "usage we could not read".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from addon.metering.usage import Usage
 
+BAD_JSON = "bad_json"  # the error kind of a body we could not read
+
 
 class ShapeError(ValueError):
     """A usage object whose fields do not have the expected types."""
+
+
+def load_json(body: bytes | str) -> Any:
+    """``json.loads`` with floats kept exact as ``Decimal``; raises ``ValueError``."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except RecursionError as exc:  # absurdly nested input
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def count(obj: Mapping[str, Any], key: str) -> int:
@@ -100,6 +112,30 @@ def anthropic_usage(usage: Mapping[str, Any]) -> Usage:
         cache_write_1h_tokens=count(by_ttl, "ephemeral_1h_input_tokens"),
         output_tokens=count(usage, "output_tokens"),
         reasoning_tokens=count(mapping(usage, "output_tokens_details"), "thinking_tokens"),
+    )
+
+
+def gemini_usage(usage: Mapping[str, Any]) -> Usage:
+    """Gemini ``usageMetadata``. ``promptTokenCount`` includes cached content, and tool-use
+    prompt tokens are input too. ``thoughtsTokenCount`` lies outside ``candidatesTokenCount`` and
+    is billed as output, unless the counts show that the candidates already include it
+    (prompt + candidates + tool use == total while thoughts > 0: LiteLLM's
+    ``is_candidate_token_count_inclusive``), in which case it is not added twice."""
+    prompt = count(usage, "promptTokenCount")
+    tool_use = count(usage, "toolUsePromptTokenCount")
+    candidates = count(usage, "candidatesTokenCount")
+    thoughts = count(usage, "thoughtsTokenCount")
+    inclusive = (
+        thoughts > 0
+        and usage.get("totalTokenCount") is not None
+        and prompt + candidates + tool_use == count(usage, "totalTokenCount")
+    )
+    output = candidates if inclusive else candidates + thoughts
+    return Usage(
+        input_tokens=prompt + tool_use,
+        cached_input_tokens=count(usage, "cachedContentTokenCount"),
+        output_tokens=output,
+        reasoning_tokens=min(thoughts, output),
     )
 
 

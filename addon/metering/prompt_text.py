@@ -21,12 +21,17 @@ def prompt_text(api: str, body: object) -> str:
     OpenAI chat ``messages`` (content strings or parts, tool calls) and ``tools``/``functions``;
     legacy completions ``prompt`` (and ``suffix``); embeddings ``input``; Responses
     ``instructions``, ``input`` (string or items) and ``tools``; Anthropic ``system``,
-    ``messages`` and ``tools``. Token-id lists are not text: see :func:`pretokenized_count`.
+    ``messages`` and ``tools``; Gemini ``systemInstruction``, ``contents`` (text parts, function
+    calls and responses) and the tools' function declarations (a countTokens body may nest all
+    that in ``generateContentRequest``). Token-id lists are not text: see
+    :func:`pretokenized_count`.
     """
     if not isinstance(body, Mapping):
         return ""
     parts: list[str] = []
-    if api == "openai.completions":
+    if api.startswith("gemini."):
+        _gemini(body, parts)
+    elif api == "openai.completions":
         _strings(body.get("prompt"), parts)
         _add(body.get("suffix"), parts)
     elif api == "openai.embeddings":
@@ -109,6 +114,46 @@ def _block(block: object, parts: list[str], depth: int) -> None:
     if isinstance(block.get("output"), list):  # Responses function_call_output parts
         _content(block["output"], parts, depth + 1)
     _content(block.get("content"), parts, depth + 1)
+
+
+def _gemini(body: Mapping[str, Any], parts: list[str]) -> None:
+    """A Gemini request; the REST API takes camelCase and snake_case field names alike."""
+    nested = _field(body, "generateContentRequest", "generate_content_request")
+    if isinstance(nested, Mapping):
+        _gemini(nested, parts)
+    _gemini_content(_field(body, "systemInstruction", "system_instruction"), parts)
+    contents = body.get("contents")
+    for content in contents if isinstance(contents, list) else [contents]:
+        _gemini_content(content, parts)
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        declarations = (
+            _field(tool, "functionDeclarations", "function_declarations")
+            if isinstance(tool, Mapping)
+            else None
+        )
+        for declaration in declarations if isinstance(declarations, list) else ():
+            parts.append(_json(declaration))
+
+
+def _gemini_content(content: object, parts: list[str]) -> None:
+    """A ``Content`` (``{"role", "parts": [...]}``), or a bare string."""
+    if isinstance(content, str):
+        _add(content, parts)
+        return
+    items = content.get("parts") if isinstance(content, Mapping) else None
+    for part in items if isinstance(items, list) else ():
+        if isinstance(part, str):
+            _add(part, parts)
+        elif isinstance(part, Mapping):
+            _add(part.get("text"), parts)
+            for key in ("functionCall", "function_call", "functionResponse", "function_response"):
+                if isinstance(part.get(key), Mapping):
+                    parts.append(_json(part[key]))
+
+
+def _field(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
+    return obj.get(camel, obj.get(snake))
 
 
 def _tools(tools: object, parts: list[str]) -> None:

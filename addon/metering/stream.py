@@ -1,4 +1,4 @@
-"""Meter a streamed (SSE) response as it passes through.
+"""Meter a streamed (SSE, or Gemini's JSON array) response as it passes through.
 
 A :class:`StreamMeter` is meant to be installed as mitmproxy's ``flow.response.stream``
 callable: ``feed`` gets each raw chunk as it arrives and ``b""`` once at the end of the message,
@@ -11,6 +11,10 @@ holding back an incomplete tail, and drops exactly the usage-only chunk (non-nul
 ``choices == []``); every other event goes out byte-for-byte. Stripping needs an uncompressed
 stream; for a content-encoded one the meter passes everything through.
 
+For ``gemini.*`` apis the ``content_type`` picks the framing: ``text/event-stream`` (``alt=sse``)
+or ``application/json`` (a JSON array, split incrementally by brace balancing); without one,
+the first non-blank byte decides (see ``framing.py``).
+
 ``feed`` never raises: on an unexpected error it logs one warning, forwards what it holds plus
 the chunk, and stops metering.
 """
@@ -20,24 +24,31 @@ from __future__ import annotations
 import logging
 
 from addon.metering.decoders import IdentityDecoder, decoder_for
-from addon.metering.sse import SseEvent, SseSplitter
+from addon.metering.framing import splitter_for
+from addon.metering.sse import SseEvent
 from addon.metering.stream_events import handler_for
 from addon.metering.stream_state import StreamState
 from addon.metering.usage import MeterResult
 
 logger = logging.getLogger(__name__)
 
-MAX_PENDING_BYTES = 16 << 20  # an SSE event larger than this is not parsed
+MAX_PENDING_BYTES = 16 << 20  # an event (or JSON-array element) larger than this is not parsed
 
 
 class StreamMeter:
     def __init__(
-        self, api: str, *, strip_injected_usage: bool = False, content_encoding: str | None = None
+        self,
+        api: str,
+        *,
+        strip_injected_usage: bool = False,
+        content_encoding: str | None = None,
+        content_type: str | None = None,
     ) -> None:
         self.api = api
         self._state = StreamState()
         self._handler = handler_for(api, self._state)
-        self._splitter = SseSplitter()
+        self._new_splitter = splitter_for(api, content_type)
+        self._splitter = self._new_splitter()
         decoder = decoder_for(content_encoding)
         self._decoder = decoder
         self._metering = decoder is not None
@@ -107,8 +118,8 @@ class StreamMeter:
         return [(event, self._handle(event)) for event in events]
 
     def _handle(self, event: SseEvent) -> bool:
-        if event.data is None and event.event is None:  # blank line or comments only
-            return False
+        # Events without data (blank lines, comments, pings) go to the handler too: in a Gemini
+        # stream an error arrives as raw JSON lines, not as a data field.
         try:
             return self._handler.handle(event)
         except ValueError:  # a usage object of the wrong shape
@@ -118,7 +129,7 @@ class StreamMeter:
     def _stop(self, reason: str) -> None:
         self._metering = False
         self._state.extras[reason] = True
-        self._splitter = SseSplitter()
+        self._splitter = self._new_splitter()
 
     def _fail(self, chunk: bytes) -> bytes:
         held = bytes(self._held) if self._strip else chunk

@@ -1,8 +1,9 @@
 """What each provider's stream events mean for metering.
 
-One handler per stream dialect. ``handle`` meters one complete SSE event and returns True when
-the event is an OpenAI-style usage-only chunk (non-null ``usage`` and ``choices == []``), which
-the stream meter may strip. Usage is always the last value the stream reported, never a sum.
+One handler per stream dialect (Gemini's is in ``gemini.py``). ``handle`` meters one complete
+SSE event and returns True when the event is an OpenAI-style usage-only chunk (non-null
+``usage`` and ``choices == []``), which the stream meter may strip. Usage is always the last
+value the stream reported, never a sum.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from addon.metering.gemini import GeminiEvents
 from addon.metering.normalise import (
     anthropic_usage,
     mapping,
@@ -182,4 +184,6 @@ def handler_for(api: str, state: StreamState) -> EventHandler:
         return ResponsesEvents(state)
     if api.startswith("anthropic."):
         return AnthropicEvents(state)
+    if api.startswith("gemini."):
+        return GeminiEvents(state)
     return OpenAIChatEvents(state)

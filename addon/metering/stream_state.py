@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from addon.metering.json_usage import load_json
+from addon.metering.normalise import load_json
 from addon.metering.usage import MeterResult, Usage
 
 
@@ -15,6 +15,7 @@ class StreamState:
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.provider_request_id: str | None = None  # only where the body carries it (Gemini)
         self.error_kind: str | None = None
         self.text: list[str] = []
         self.extras: dict[str, Any] = {}
@@ -46,6 +47,7 @@ class StreamState:
         return MeterResult(
             usage=self.usage,
             model=self.model,
+            provider_request_id=self.provider_request_id,
             error_kind=self.error_kind,
             streamed=True,
             output_text="".join(self.text),

@@ -1,8 +1,9 @@
 """Provider-shaped bodies for the fake upstream: usage defaults, replies, SSE streams and errors.
 
 Shapes follow /work/shared/reference/providers.md (§1.2 OpenAI, §1.4 Anthropic, §1.12 examples,
-§2 errors). The usage dicts below are what the fake answers with unless a test overrides them;
-tests compute their expectations from the same dicts.
+§2 errors); Gemini's builders are in `gemini_payloads.py`, its usage defaults here. The usage
+dicts below are what the fake answers with unless a test overrides them; tests compute their
+expectations from the same dicts.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ ANTHROPIC_STREAM_START_USAGE: dict[str, Any] = {
 }
 ANTHROPIC_STREAM_DELTA_USAGE: dict[str, Any] = {"output_tokens": 15}
 ANTHROPIC_COUNT_TOKENS: dict[str, Any] = {"input_tokens": 2095}
+# Payload 15. Thoughts are outside candidatesTokenCount: normalised input 2100 (cached 2048),
+# output 300 (reasoning 260). A stream reports running totals that end with exactly this.
+GEMINI_USAGE: dict[str, Any] = {
+    "promptTokenCount": 2100,
+    "candidatesTokenCount": 40,
+    "totalTokenCount": 2400,
+    "cachedContentTokenCount": 2048,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2100}],
+    "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 2048}],
+    "thoughtsTokenCount": 260,
+}
+GEMINI_COUNT_TOKENS: dict[str, Any] = {
+    "totalTokens": 2100,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2100}],
+}
 
 # Keys of FakeUpstream.usage (and of the x-fake-usage request header).
 DEFAULT_USAGE: dict[str, dict[str, Any]] = {
@@ -74,6 +90,8 @@ DEFAULT_USAGE: dict[str, dict[str, Any]] = {
     "messages_stream_start": ANTHROPIC_STREAM_START_USAGE,
     "messages_stream_delta": ANTHROPIC_STREAM_DELTA_USAGE,
     "count_tokens": ANTHROPIC_COUNT_TOKENS,
+    "gemini": GEMINI_USAGE,
+    "gemini_count_tokens": GEMINI_COUNT_TOKENS,
 }
 
 REPLY_TEXT = "Hello from the fake upstream."

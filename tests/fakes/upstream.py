@@ -1,4 +1,5 @@
-"""A fake OpenAI/Anthropic upstream: a real HTTP/1.1 server on loopback for tests and benchmarks.
+"""A fake OpenAI/Anthropic/Gemini upstream: a real HTTP/1.1 server on loopback for tests and
+benchmarks.
 
     with FakeUpstream() as up:
         client = openai.OpenAI(base_url=up.base_url + "/v1", api_key="sk-test")
@@ -11,9 +12,21 @@ Standalone (for the benchmark): `python tests/fakes/upstream.py --port N` prints
 
 The provider and API are chosen by the end of the path (`/v1/chat/completions`,
 `/v1/completions`, `/v1/embeddings`, `/v1/responses`, `/v1/messages`,
-`/v1/messages/count_tokens`). The scenario of a request comes from, in this order: `key_status`
-for the request's API key (as `status` with that code), the request header
-`x-fake-scenario: NAME; key=value; ...`, the scenario set with `set_scenario()`.
+`/v1/messages/count_tokens`, and Gemini's `/v1beta/models/{model}:generateContent`,
+`:streamGenerateContent` and `:countTokens`, under any version prefix). The scenario of a
+request comes from, in this order: `key_status` for the request's API key (as `status` with that
+code), the request header `x-fake-scenario: NAME; key=value; ...`, the scenario set with
+`set_scenario()`.
+
+Gemini: the key is the `x-goog-api-key` header or the `?key=` query parameter (each recorded
+request says where its key was in `key_from`). The model comes from the path and comes back as
+`modelVersion`. `:streamGenerateContent?alt=sse` streams SSE (`data:` blocks, CRLF CRLF, no
+[DONE]); without `alt=sse` it streams a JSON array, one element per chunk. Every chunk carries
+running usage totals ending with `usage["gemini"]`. Errors have Google's shape
+(`{"error": {"code", "message", "status", "details"}}`, a one-element array on an array stream);
+`status` with code 400 or 401 answers as Google does for a bad API key: 400 INVALID_ARGUMENT with
+ErrorInfo reason API_KEY_INVALID; 429 is RESOURCE_EXHAUSTED with RetryInfo (no retry-after
+header). A mid-stream error is raw multi-line JSON on an SSE stream, one more element on an array.
 
     ok                                   the normal answer (JSON, or SSE when "stream": true)
     status     code=500 retry_after=N kind=rate_limit|quota
@@ -43,6 +56,7 @@ import functools
 import gzip
 import http
 import json
+import re
 import signal
 import sys
 import threading
@@ -54,12 +68,13 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 try:
-    from fakes import payloads
+    from fakes import gemini_payloads, payloads
 except ModuleNotFoundError:  # run as a script: python tests/fakes/upstream.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fakes import payloads
+    from fakes import gemini_payloads, payloads
 
 ROUTES = (  # (path suffix, provider, api); the first match wins
     ("/messages/count_tokens", "anthropic", "count_tokens"),
@@ -69,6 +84,14 @@ ROUTES = (  # (path suffix, provider, api); the first match wins
     ("/embeddings", "openai", "embeddings"),
     ("/responses", "openai", "responses"),
 )
+GEMINI_PATH = re.compile(
+    r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|countTokens)$"
+)
+GEMINI_APIS = {
+    "generateContent": "gemini_generate",
+    "streamGenerateContent": "gemini_stream",  # "gemini_sse" once ?alt=sse is seen
+    "countTokens": "gemini_count_tokens",
+}
 STREAMING_APIS = frozenset({"chat", "completions", "responses", "messages"})
 SCENARIOS = frozenset(
     {
@@ -124,6 +147,7 @@ class RecordedRequest:
     body: bytes
     time: float  # time.time() when the request was complete
     scenario: str  # the scenario that answered it
+    key_from: str | None = None  # where the API key was: a header name, "?key", or None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -177,18 +201,48 @@ def _number(value: str) -> Any:
 
 def route(path: str) -> tuple[str | None, str | None]:
     bare = path.split("?", 1)[0].rstrip("/")
+    if match := GEMINI_PATH.search(bare):
+        return "gemini", GEMINI_APIS[match["method"]]
     for suffix, provider, api in ROUTES:
         if bare.endswith(suffix):
             return provider, api
     return None, None
 
 
+def guess_provider(headers: Mapping[str, str], target: str) -> str:
+    """The provider of a request whose path names no known API."""
+    if "x-goog-api-key" in headers or "key" in _query(target) or target.startswith("/v1beta/"):
+        return "gemini"
+    anthropic_headers = "anthropic-version" in headers or "x-api-key" in headers
+    return "anthropic" if anthropic_headers else "openai"
+
+
 def api_key(headers: Mapping[str, str], provider: str) -> str | None:
+    """The API key in the headers (Gemini's may also be in the query: see `request_key`)."""
+    return request_key(headers, "", provider)[0]
+
+
+def request_key(
+    headers: Mapping[str, str], target: str, provider: str
+) -> tuple[str | None, str | None]:
+    """(the request's API key, where it was: a header name or "?key"), or (None, None)."""
     auth = headers.get("authorization", "")
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    if provider == "anthropic":
-        return headers.get("x-api-key") or bearer
-    return bearer or headers.get("api-key")
+    if provider == "gemini":
+        places = [("x-goog-api-key", headers.get("x-goog-api-key"))]
+        places.append(("?key", (_query(target).get("key") or [None])[0]))
+    elif provider == "anthropic":
+        places = [("x-api-key", headers.get("x-api-key")), ("authorization", bearer)]
+    else:
+        places = [("authorization", bearer), ("api-key", headers.get("api-key"))]
+    for where, key in places:
+        if key:
+            return key, where
+    return None, None
+
+
+def _query(target: str) -> dict[str, list[str]]:
+    return parse_qs(target.partition("?")[2])
 
 
 def accepts_gzip(headers: Mapping[str, str]) -> bool:
@@ -327,15 +381,20 @@ class FakeUpstream:
     # --- answering one request -----------------------------------------------------------
 
     def _handle(self, method: str, target: str, headers: Headers, body: bytes) -> Reply:
+        provider, api = route(target)
+        provider = provider or guess_provider(headers, target)
+        key, key_from = request_key(headers, target, provider)
         try:
-            reply, scenario = self._answer(method, target, headers, body)
+            reply, scenario = self._answer(method, target, headers, body, provider, api, key)
         except Exception:
             self._fault(f"{method} {target}")
             reply, scenario = _plain_reply(500, "fake upstream fault"), "fault"
         with self._lock:
             self.request_count += 1
             if self.record:
-                recorded = RecordedRequest(method, target, headers, body, time.time(), scenario)
+                recorded = RecordedRequest(
+                    method, target, headers, body, time.time(), scenario, key_from
+                )
                 self._requests.append(recorded)
         return reply
 
@@ -344,23 +403,30 @@ class FakeUpstream:
         self.errors.append(text)
         print(text, file=sys.stderr, flush=True)
 
-    def _answer(self, method: str, target: str, headers: Headers, body: bytes) -> tuple[Reply, str]:
-        provider, api = route(target)
-        if provider is None:
-            anthropic_headers = "anthropic-version" in headers or "x-api-key" in headers
-            provider = "anthropic" if anthropic_headers else "openai"
+    def _answer(
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes,
+        provider: str,
+        api: str | None,
+        key: str | None,
+    ) -> tuple[Reply, str]:
         request_id = payloads.new_id("req_")
         try:
-            name, params = self._choose(headers, provider)
+            name, params = self._choose(headers, key)
             usage = self.usage
             if extra := headers.get("x-fake-usage"):
                 usage = {**usage, **json.loads(extra)}
         except (ValueError, TypeError) as exc:
             return self._error(provider, 400, headers, request_id, message=str(exc)), "invalid"
-        doc = _json_object(body)
-        model = doc.get("model") if doc is not None else None
         if name == "drop":
             return Reply(0, [], drop=True), name
+        if provider == "gemini":
+            return self._gemini(method, target, headers, body, api, name, params, usage), name
+        doc = _json_object(body)
+        model = doc.get("model") if doc is not None else None
         if name == "status":
             return self._status(provider, params, headers, request_id, model), name
         if api is None:
@@ -398,8 +464,7 @@ class FakeUpstream:
         _apply(reply, name, params, api, headers)
         return reply, name
 
-    def _choose(self, headers: Headers, provider: str) -> tuple[str, dict[str, Any]]:
-        key = api_key(headers, provider)
+    def _choose(self, headers: Headers, key: str | None) -> tuple[str, dict[str, Any]]:
         if key is not None and key in self.key_status:
             return "status", {"code": self.key_status[key]}
         if header := headers.get("x-fake-scenario"):
@@ -411,6 +476,63 @@ class FakeUpstream:
                 if scenario.times <= 0:
                     self._scenario = _Scenario()
             return scenario.name, dict(scenario.params)
+
+    def _gemini(
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes,
+        api: str | None,
+        name: str,
+        params: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> Reply:
+        """A Gemini answer: the model is in the path, a stream's framing in `?alt=`."""
+        path = target.split("?", 1)[0].rstrip("/")
+        if api == "gemini_stream" and "sse" in _query(target).get("alt", []):
+            api = "gemini_sse"
+        array = api == "gemini_stream"  # errors come wrapped in a one-element array
+        if name == "status":
+            code = int(params.get("code", 500))
+            code = 400 if code == 401 else code  # a bad API key is a 400 at Google
+            retry_after = params.get("retry_after", 1 if code == 429 else None)
+            retry = None if retry_after is None else int(retry_after)
+            return _gemini_error(code, retry_after=retry, array=array)
+        if api is None:
+            return self._no_api("gemini", method, target, headers, "")
+        doc = _json_object(body)
+        if method != "POST":
+            return _gemini_error(404, message=f"Method not found: {method} {path}", array=array)
+        if doc is None:
+            message = "Invalid JSON payload received. Expected a JSON object."
+            return _gemini_error(400, message=message, array=array)
+        if api != "gemini_count_tokens" and not doc.get("contents"):
+            message = "* GenerateContentRequest.contents: contents is not specified\n"
+            return _gemini_error(400, message=message, array=array)
+        if name == "nonjson":
+            hdrs = [("content-type", "text/html; charset=utf-8")]
+            return Reply(int(params.get("status", 200)), hdrs, body=HTML_BODY)
+        match = GEMINI_PATH.search(path)
+        assert match is not None
+        model = self.response_models.get(match["model"], match["model"])
+        text = self.reply_text
+        if name == "large":
+            text = payloads.large_text(int(params.get("size", 5_000_000)))
+        if api == "gemini_count_tokens":
+            reply = _gemini_json(usage["gemini_count_tokens"])
+        elif api == "gemini_generate":
+            rid = payloads.new_id("")
+            reply = _gemini_json(gemini_payloads.generate_json(model, text, usage["gemini"], rid))
+        elif api == "gemini_sse":
+            events = gemini_payloads.sse_stream(model, text, usage["gemini"])
+            reply = Reply(200, [("content-type", "text/event-stream")], events=events)
+        else:
+            events = gemini_payloads.array_stream(model, text, usage["gemini"])
+            reply = Reply(200, [("content-type", gemini_payloads.CONTENT_TYPE)], events=events)
+        reply.delay = float(params.get("delay", self.event_delay))
+        _apply(reply, name, params, api, headers)
+        return reply
 
     def _status(
         self, provider: str, params: dict[str, Any], headers: Headers, request_id: str, model: Any
@@ -439,6 +561,8 @@ class FakeUpstream:
         retry_after: int | None = None,
         message: str | None = None,
     ) -> Reply:
+        if provider == "gemini":
+            return _gemini_error(status, message=message, retry_after=retry_after)
         if provider == "anthropic":
             body = payloads.anthropic_error(status, request_id, message)
         else:
@@ -459,6 +583,9 @@ class FakeUpstream:
         if method == "GET" and path.endswith("/_fake/stats"):
             body = {"requests": self.request_count, "errors": len(self.errors)}
             return Reply(200, [("content-type", "application/json")], payloads.dumps(body))
+        if method == "GET" and path.endswith("/models") and provider == "gemini":
+            hdrs = [("content-type", gemini_payloads.CONTENT_TYPE)]
+            return Reply(200, hdrs, gemini_payloads.pretty(gemini_payloads.models_list()))
         if method == "GET" and path.endswith("/models"):
             models = ["claude-sonnet-4-6"] if provider == "anthropic" else ["gpt-4o-mini"]
             data = [
@@ -656,10 +783,36 @@ def _apply(reply: Reply, name: str, params: dict[str, Any], api: str, headers: H
         wanted = int(params.get("events", 2))
         content = [index for index, event in enumerate(events) if event.content]
         keep = content[min(wanted, len(content)) - 1] + 1 if content and wanted > 0 else 1
-        reply.events = [*events[:keep], payloads.Event(payloads.midstream_error(api, keep))]
+        if api.startswith("gemini"):
+            error = gemini_payloads.midstream_error(api)
+        else:
+            error = payloads.midstream_error(api, keep)
+        reply.events = [*events[:keep], payloads.Event(error)]
+
+
+def _gemini_json(doc: dict[str, Any], status: int = 200) -> Reply:
+    return Reply(
+        status, [("content-type", gemini_payloads.CONTENT_TYPE)], gemini_payloads.pretty(doc)
+    )
+
+
+def _gemini_error(
+    status: int,
+    *,
+    message: str | None = None,
+    retry_after: int | None = None,
+    array: bool = False,
+) -> Reply:
+    doc: Any = gemini_payloads.error_body(status, message=message, retry_after=retry_after)
+    reply = _gemini_json(doc, status)
+    if array:
+        reply.body = b"[" + reply.body + b"\n]"
+    return reply
 
 
 def _id_header(provider: str, request_id: str) -> list[tuple[str, str]]:
+    if provider == "gemini":  # Google sends no request id header
+        return []
     return [("request-id" if provider == "anthropic" else "x-request-id", request_id)]
 
 
@@ -753,7 +906,7 @@ def _take_chunked(buffer: bytearray) -> tuple[bytes, int] | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake OpenAI/Anthropic upstream.")
+    parser = argparse.ArgumentParser(description="Fake OpenAI/Anthropic/Gemini upstream.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between SSE events")

@@ -300,6 +300,10 @@ APIS = [
     "anthropic.messages",
     "anthropic.count_tokens",
     "anthropic.other",
+    "gemini.generate",
+    "gemini.stream",
+    "gemini.count_tokens",
+    "gemini.other",
 ]
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
@@ -310,7 +314,9 @@ JSON_VALUES = st.recursive(
 )
 USAGE_KEYS = st.sampled_from(
     ["prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "cost",
-     "prompt_tokens_details", "cache_creation", "cache_read_input_tokens", "cached_tokens"]
+     "prompt_tokens_details", "cache_creation", "cache_read_input_tokens", "cached_tokens",
+     "promptTokenCount", "thoughtsTokenCount", "totalTokenCount", "content", "parts",
+     "blockReason", "status", "code"]
 )  # fmt: skip
 
 
@@ -322,7 +328,20 @@ def test_never_raises_on_arbitrary_bytes(api: str, raw: bytes) -> None:
 @given(
     api=st.sampled_from(APIS),
     doc=st.dictionaries(
-        st.sampled_from(["usage", "model", "error", "type", "x_groq", "input_tokens"]),
+        st.sampled_from(
+            [
+                "usage",
+                "model",
+                "error",
+                "type",
+                "x_groq",
+                "input_tokens",
+                "usageMetadata",
+                "candidates",
+                "promptFeedback",
+                "totalTokens",
+            ]
+        ),
         JSON_VALUES | st.dictionaries(USAGE_KEYS, JSON_VALUES, max_size=4),
         max_size=4,
     ),

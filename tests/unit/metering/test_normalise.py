@@ -11,6 +11,8 @@ from addon.metering.normalise import (
     ShapeError,
     anthropic_usage,
     count,
+    gemini_usage,
+    load_json,
     openai_usage,
     provider_cost,
     responses_usage,
@@ -60,6 +62,53 @@ def test_anthropic_cache_writes_from_the_ttl_split_when_the_total_is_missing() -
         "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 70},
     }
     assert anthropic_usage(usage) == Usage(101, 0, 100, 70, 1, 0)
+
+
+def test_gemini_usage_adds_thoughts_outside_the_candidates_to_the_output() -> None:
+    usage = {"promptTokenCount": 2100, "candidatesTokenCount": 40, "thoughtsTokenCount": 260,
+             "cachedContentTokenCount": 2048, "totalTokenCount": 2400}  # fmt: skip
+    assert gemini_usage(usage) == Usage(2100, 2048, 0, 0, 300, 260)
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        # candidates already include the thoughts: prompt + candidates == total
+        ({"promptTokenCount": 10, "candidatesTokenCount": 50, "thoughtsTokenCount": 30,
+          "totalTokenCount": 60}, Usage(10, 0, 0, 0, 50, 30)),
+        # the same check counts tool-use prompt tokens (which are input)
+        ({"promptTokenCount": 10, "toolUsePromptTokenCount": 5, "candidatesTokenCount": 50,
+          "thoughtsTokenCount": 30, "totalTokenCount": 65}, Usage(15, 0, 0, 0, 50, 30)),
+        ({"promptTokenCount": 10, "toolUsePromptTokenCount": 5, "candidatesTokenCount": 50,
+          "thoughtsTokenCount": 30, "totalTokenCount": 95}, Usage(15, 0, 0, 0, 80, 30)),
+        # without a total there is nothing to check: thoughts are added
+        ({"promptTokenCount": 10, "candidatesTokenCount": 50, "thoughtsTokenCount": 30},
+         Usage(10, 0, 0, 0, 80, 30)),
+        # no thoughts: nothing to add either way
+        ({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+         Usage(10, 0, 0, 0, 5, 0)),
+        # inconsistent counts cannot make reasoning exceed output
+        ({"promptTokenCount": 1, "candidatesTokenCount": 2, "thoughtsTokenCount": 9,
+          "totalTokenCount": 3}, Usage(1, 0, 0, 0, 2, 2)),
+        ({}, Usage()),
+    ],
+)  # fmt: skip
+def test_gemini_inclusive_candidates_are_not_counted_twice(
+    usage: dict[str, Any], expected: Usage
+) -> None:
+    assert gemini_usage(usage) == expected
+
+
+@pytest.mark.parametrize("field", ["promptTokenCount", "thoughtsTokenCount", "totalTokenCount"])
+def test_gemini_usage_rejects_wrong_types(field: str) -> None:
+    with pytest.raises(ShapeError):
+        gemini_usage({"promptTokenCount": 1, "thoughtsTokenCount": 1, field: "1"})
+
+
+def test_load_json_keeps_floats_exact_and_turns_deep_nesting_into_value_error() -> None:
+    assert load_json(b'{"cost": 0.0000303}') == {"cost": Decimal("0.0000303")}
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_json("[" * 100_000)
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,75 @@ def test_anthropic_system_messages_tool_use_results_and_tools(api: str) -> None:
     assert prompt_text(api, {"system": "plain", "messages": []}) == "plain"
 
 
+GEMINI_DECLARATION = {"name": "get_weather", "description": "Weather",
+                      "parameters": WEATHER_PARAMS}  # fmt: skip
+
+
+@pytest.mark.parametrize("api", ["gemini.generate", "gemini.stream", "gemini.count_tokens"])
+def test_gemini_system_instruction_contents_and_function_declarations(api: str) -> None:
+    body = {
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "contents": [
+            {"role": "user", "parts": [
+                {"text": "Weather in Oslo?"},
+                {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+            ]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+            ]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"temp": -3}}},
+            ]},
+        ],
+        "tools": [{"functionDeclarations": [GEMINI_DECLARATION]}, {"googleSearch": {}}],
+        "generationConfig": {"temperature": 0.2, "thinkingConfig": {"thinkingBudget": 512}},
+    }  # fmt: skip
+    text = prompt_text(api, body)
+    assert text.split("\n") == [
+        "Be brief.",
+        "Weather in Oslo?",
+        '{"name": "get_weather", "args": {"city": "Oslo"}}',
+        '{"name": "get_weather", "response": {"temp": -3}}',
+        json.dumps(GEMINI_DECLARATION),
+    ]
+    assert "AAAA" not in text and "temperature" not in text
+
+
+def test_gemini_snake_case_fields_and_a_nested_count_tokens_request() -> None:
+    request = {
+        "system_instruction": {"parts": [{"text": "Sys"}]},
+        "contents": [{"parts": [{"text": "Hi"}]}],
+        "tools": [{"function_declarations": [GEMINI_DECLARATION]}],
+    }
+    assert prompt_text("gemini.generate", request) == "\n".join(
+        ["Sys", "Hi", json.dumps(GEMINI_DECLARATION)]
+    )
+    nested = {"generateContentRequest": {"model": "models/gemini-2.5-flash", **request}}
+    assert prompt_text("gemini.count_tokens", nested) == prompt_text("gemini.generate", request)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"contents": "plain"},
+        {"contents": {"parts": ["plain"]}},
+        {"contents": [{"parts": [{"text": "plain"}, None, 3, {"text": 4}]}, None, ""]},
+    ],
+)
+def test_gemini_lenient_shapes(body: dict[str, Any]) -> None:
+    assert prompt_text("gemini.generate", body) == "plain"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"contents": 5}, {"contents": [{"parts": "x"}]},
+     {"tools": [None, {"functionDeclarations": 1}]},
+     {"systemInstruction": 3, "generateContentRequest": "x"}],
+)  # fmt: skip
+def test_gemini_unexpected_shapes_give_no_text(body: dict[str, Any]) -> None:
+    assert prompt_text("gemini.generate", body) == ""
+
+
 @pytest.mark.parametrize(
     "body", [None, [], "text", 3, {"messages": "x"}, {"messages": [None, 1, {"content": 5}]}]
 )

@@ -418,10 +418,20 @@ def test_strip_drops_a_usage_chunk_even_as_the_unterminated_tail() -> None:
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/event-stream", None])
+def test_content_type_only_matters_for_gemini(content_type: str | None) -> None:
+    stream = STREAMS["openai.chat"]
+    _, expected = run(StreamMeter("openai.chat"), stream)
+    _, result = run(StreamMeter("openai.chat", content_type=content_type), stream)
+    assert result == expected
+
+
 def test_strip_is_ignored_for_apis_without_an_injected_usage_chunk() -> None:
-    meter = StreamMeter("anthropic.messages", strip_injected_usage=True)
-    chunk = ANTHROPIC_EVENTS[0][:9]
-    assert meter.feed(chunk) is chunk
+    for api in ("anthropic.messages", "gemini.stream"):
+        meter = StreamMeter(api, strip_injected_usage=True)
+        chunk = ANTHROPIC_EVENTS[0][:9]
+        assert meter.feed(chunk) is chunk
+        assert meter.result().extras == {}
 
 
 def test_strip_needs_an_uncompressed_stream() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from addon.metering.gemini import GeminiEvents
 from addon.metering.sse import SseEvent
 from addon.metering.stream_events import (
     AnthropicEvents,
@@ -68,3 +69,21 @@ def test_anthropic_event_type_comes_from_the_json_when_the_event_line_is_missing
             "input_tokens": 3, "output_tokens": 1}}})
     )  # fmt: skip
     assert (state.model, state.usage is not None) == ("claude-x", True)
+
+
+@pytest.mark.parametrize("api", ["gemini.stream", "gemini.generate", "gemini.other"])
+def test_gemini_apis_get_the_gemini_handler_which_never_strips(api: str) -> None:
+    handler = handler_for(api, StreamState())
+    assert isinstance(handler, GeminiEvents)
+    assert handler.can_strip is False
+
+
+@pytest.mark.parametrize(
+    "handler_type", [OpenAIChatEvents, ResponsesEvents, AnthropicEvents, GeminiEvents]
+)
+def test_blank_and_comment_only_events_are_ignored(handler_type: type) -> None:
+    state = StreamState()
+    handler = handler_type(state)
+    for raw in (b"\n", b"\r\n", b": keep-alive\n\n"):
+        assert handler.handle(SseEvent(None, None, raw)) is False
+    assert state.result().extras == {}

@@ -42,3 +42,9 @@ def test_result_is_a_snapshot() -> None:
     state.extras["service_tier"] = "priority"
     state.add_text("later")
     assert (result.extras, result.output_text) == ({"service_tier": "flex"}, "")
+
+
+def test_a_request_id_read_from_the_body_goes_into_the_result() -> None:
+    state = StreamState()
+    state.provider_request_id = "fx-gemini-0016"
+    assert state.result().provider_request_id == "fx-gemini-0016"
