@@ -136,7 +136,8 @@ def set_(app: App, /, model: str, input_: Decimal, **rates: Decimal | None) -> N
 
     Rates not given fall back as the bundled table does: cache reads and writes to the input
     price, reasoning to the output price. Use a provider prefix ('groq/llama-3.3-70b') to
-    price a model for one provider only.
+    price a model for one provider only. Costs already recorded keep their value; run
+    'tollkeeper usage reprice' to recompute them.
     """
     model = model.strip()
     if not model:
@@ -147,6 +148,35 @@ def set_(app: App, /, model: str, input_: Decimal, **rates: Decimal | None) -> N
     with app.session() as session:
         prices_repo.set_override(session=session, model=model, prices=override, actor=app.actor)
     note(f"Price of {model} set: " + ", ".join(f"{k}={v}" for k, v in override.items()) + ".")
+
+
+@prices.command(name="unset")
+@click.argument("model")
+@pass_app
+def unset(app: App, model: str) -> None:
+    """Remove your price override of MODEL; the bundled price, if any, applies again.
+
+    MODEL is the override's name as 'prices list --overrides' shows it. Costs already
+    recorded keep their value; run 'tollkeeper usage reprice' to recompute them.
+    """
+    model = model.strip()
+    if not model:
+        raise UserError("MODEL must not be empty")
+    with app.session() as session:
+        prices_repo.delete_override(session=session, model=model, actor=app.actor)
+    if _has_bundled_price(model):
+        note(f"Override of {model} removed; the bundled price applies again.")
+    else:
+        note(f"Override of {model} removed; no bundled price: new usage of it is unpriced.")
+
+
+def _has_bundled_price(model: str) -> bool:
+    """Whether the bundled table prices ``model`` (a name, optionally provider-prefixed)."""
+    book = PriceBook.bundled()
+    provider, sep, name = model.partition("/")
+    if sep and book.lookup(provider, name) is not None:
+        return True
+    return model.lower() in {m.lower() for m, *_ in book.entries()}
 
 
 @prices.command(name="import")

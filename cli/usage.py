@@ -1,7 +1,8 @@
 """``tollkeeper usage``: requests, tokens and cost, grouped by project, key, model, provider or day.
 
 Costs are exact decimal strings. Usage of models without a known price is counted apart
-(``unpriced_*``) and never shown as $0.
+(``unpriced_*``) and never shown as $0. ``tollkeeper usage reprice`` recomputes stored costs
+at the current prices.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from addon.store import usage_repo
+from addon.store import prices_repo, usage_repo
+from addon.store.reprice import RepriceSummary, reprice
 from cli.context import App, UserError, pass_app
-from cli.output import note, print_csv, print_json, print_table, usd
+from cli.output import iso, note, print_csv, print_json, print_table, usd
 from cli.parse import SINCE, UNTIL
+from cli.prices import price_book
 
 GROUP_FIELDS = usage_repo.GROUPS  # --by value → field name in the output
 COUNT_FIELDS = (
@@ -87,7 +91,7 @@ def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
     print_table(headers, rows)
 
 
-@click.command()
+@click.group(invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]")
 @click.option(
     "--by",
     type=click.Choice(list(GROUP_FIELDS)),
@@ -107,9 +111,9 @@ def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
     help="Output format.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@pass_app
+@click.pass_context
 def usage(
-    app: App,
+    ctx: click.Context,
     by: str,
     since: datetime | None,
     until: datetime | None,
@@ -123,7 +127,13 @@ def usage(
     price are counted under UNPRICED (with their tokens), never as $0. JSON and CSV have one
     row per group: the group (project, key_id, model, provider or day), requests, token sums,
     cost_usd (an exact decimal string) and the unpriced, estimated and error counts.
+
+    After a price change, 'tollkeeper usage reprice' recomputes the stored costs.
     """
+    if ctx.invoked_subcommand is not None:
+        _refuse_report_options(ctx)
+        return
+    app = ctx.ensure_object(App)
     if since is not None and until is not None and since >= until:
         raise UserError("--since must be before --until")
     with app.session() as session:
@@ -139,3 +149,105 @@ def usage(
         note("No usage in this period.")
     else:
         _print_usage_table([*items, _total(rows, group_field)], group_field)
+
+
+def _refuse_report_options(ctx: click.Context) -> None:
+    """Report options given before a subcommand would be silently ignored: refuse them."""
+    for param in ctx.command.params:
+        if param.name and ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT:
+            raise click.UsageError(
+                f"{param.opts[0]} belongs to the usage report, not to"
+                f" '{ctx.invoked_subcommand}'; give options after the command name.",
+                ctx=ctx,
+            )
+
+
+@usage.command(name="reprice")
+@click.option("--since", type=SINCE, help="Only records from this date/time (UTC), inclusive.")
+@click.option(
+    "--until", type=UNTIL, help="Only records up to this date (inclusive) or time (exclusive)."
+)
+@click.option(
+    "--model",
+    "pattern",
+    metavar="GLOB",
+    help="Only records whose model matches this glob (case-insensitive).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would change; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as a JSON object.")
+@pass_app
+def reprice_(
+    app: App,
+    since: datetime | None,
+    until: datetime | None,
+    pattern: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Recompute the cost of stored usage records at the current prices.
+
+    Each record's cost is computed again from its tokens with the bundled table plus your
+    overrides ('tollkeeper prices'): unpriced records get a cost once their model has a
+    price, priced ones follow a changed price. A record whose model has no price now is left
+    as it is: an unpriced one stays unpriced, never $0. The spend that key budgets count
+    moves with the costs. Works in batches of 1000 records, one transaction each; running it
+    again with the same prices changes nothing. Audited as usage.repriced.
+
+    The summary counts the records examined, repriced (newly priced among them), unchanged,
+    still unpriced and kept without a price, and the total cost of the priced ones before and
+    after, as exact decimal USD strings (cost_before_usd, cost_after_usd in --json).
+    """
+    if since is not None and until is not None and since >= until:
+        raise UserError("--since must be before --until")
+    glob = pattern.strip() if pattern is not None else None
+    if glob == "":
+        raise UserError("--model must not be empty")
+    with app.session() as session:
+        book = price_book(prices_repo.list_overrides(session=session))
+        summary = reprice(
+            session=session,
+            book=book,
+            actor=app.actor,
+            since=since,
+            until=until,
+            model_glob=glob,
+            dry_run=dry_run,
+        )
+    if as_json:
+        print_json(summary_json(summary, since, until, glob, dry_run))
+        return
+    _print_summary(summary)
+    if dry_run:
+        note("Dry run: nothing was changed.")
+
+
+def summary_json(
+    summary: RepriceSummary,
+    since: datetime | None,
+    until: datetime | None,
+    glob: str | None,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The stable JSON shape of a reprice summary."""
+    out: dict[str, Any] = {"dry_run": dry_run, "since": iso(since), "until": iso(until)}
+    out["model"] = glob
+    out.update({k: v for k, v in summary.counts().items() if not k.endswith("_picousd")})
+    out["cost_before_usd"] = usd(summary.cost_before_picousd)
+    out["cost_after_usd"] = usd(summary.cost_after_picousd)
+    return out
+
+
+def _print_summary(s: RepriceSummary) -> None:
+    lines = [
+        ("Records examined", f"{s.examined:,}"),
+        ("Repriced", f"{s.repriced:,} ({s.newly_priced:,} newly priced)"),
+        ("Unchanged", f"{s.unchanged:,}"),
+        ("Still unpriced", f"{s.still_unpriced:,}"),
+        ("Kept, no price now", f"{s.kept_without_price:,}"),
+        ("Key budget days adjusted", f"{s.spend_days_adjusted:,}"),
+        ("Cost before (USD)", usd(s.cost_before_picousd)),
+        ("Cost after (USD)", usd(s.cost_after_picousd)),
+    ]
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        click.echo(f"{label + ':':<{width}}{value}")

@@ -1,10 +1,14 @@
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from addon.pricing.table import PriceBook
 from addon.store import prices_repo
+from addon.store.models import UsageRecord
+from addon.store.usage_repo import insert_records
 
 
 def _list(ok, *args) -> list[dict]:
@@ -137,3 +141,78 @@ def test_bad_import_fails_in_one_line_and_stores_nothing(
 
 def test_import_of_a_missing_file_is_a_one_line_error(tk, one_line_error, tmp_path):
     one_line_error(tk("prices", "import", str(tmp_path / "nope.json")), "does not exist")
+
+
+def test_unset_removes_the_override_and_is_audited(ok, store):
+    ok("prices", "set", "gpt-4o", "--input", "9", "--output", "9")
+    ok("prices", "set", "acme/custom-1", "--input", "1", "--output", "2")
+    result = ok("prices", "unset", "gpt-4o", actor="pat")
+    assert "bundled price applies again" in result.stderr and result.stdout == ""
+    with Session(store) as s:
+        assert list(prices_repo.list_overrides(session=s)) == ["acme/custom-1"]
+    (gpt,) = [i for i in _list(ok) if i["model"] == "gpt-4o"]
+    assert gpt["source"] == "bundled"
+    event = json.loads(ok("audit", "--json").stdout)[-1]
+    assert (event["action"], event["actor"], event["target"]) == ("price.unset", "pat", "gpt-4o")
+    assert event["details"] == {"input": "9", "output": "9"}  # what was removed
+
+
+def test_unset_of_a_model_without_a_bundled_price_says_so(ok):
+    ok("prices", "set", "acme/custom-1", "--input", "1", "--output", "2")
+    result = ok("prices", "unset", " acme/custom-1 ")
+    assert "no bundled price" in result.stderr
+    assert _list(ok, "--overrides") == []
+
+
+@pytest.mark.parametrize(
+    ("model", "fragment"),
+    [
+        ("gpt-4o", "no price override for 'gpt-4o'"),
+        ("ACME/Custom-1", "(did you mean 'acme/custom-1'?)"),
+        (" ", "MODEL must not be empty"),
+    ],
+)
+def test_bad_unset_fails_in_one_line_and_keeps_the_overrides(
+    ok, tk, one_line_error, store, model, fragment
+):
+    ok("prices", "set", "acme/custom-1", "--input", "1", "--output", "2")
+    result = tk("prices", "unset", model)
+    one_line_error(result, fragment)
+    assert result.exit_code == 1
+    with Session(store) as s:
+        assert list(prices_repo.list_overrides(session=s)) == ["acme/custom-1"]
+    actions = [e["action"] for e in json.loads(ok("audit", "--json").stdout)]
+    assert actions == ["price.set"]
+
+
+def test_unset_then_reprice_returns_stored_costs_to_the_bundled_price(ok, store):
+    with Session(store) as s:
+        insert_records(
+            session=s,
+            records=[
+                UsageRecord(
+                    request_id="r1",
+                    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+                    virtual_key_id="k1",
+                    provider="openai",
+                    model="gpt-4o",
+                    input_tokens=4_000,
+                    output_tokens=300,
+                    cost_picousd=1,
+                )
+            ],
+        )
+    ok("prices", "set", "gpt-4o", "--input", "1", "--output", "1")
+    ok("usage", "reprice")
+    assert _cost(store, "r1") == 4_300 * 10**6  # 4,300 tokens x $1/M
+    ok("prices", "unset", "gpt-4o")
+    ok("usage", "reprice")
+    (bundled,) = [i["prices"] for i in _list(ok) if i["model"] == "gpt-4o"]
+    usd = (4_000 * Decimal(bundled["input"]) + 300 * Decimal(bundled["output"])) / 10**6
+    assert _cost(store, "r1") == usd * 10**12
+
+
+def _cost(store, request_id: str) -> int | None:
+    with Session(store) as s:
+        row = s.exec(select(UsageRecord).where(UsageRecord.request_id == request_id)).one()
+        return row.cost_picousd
