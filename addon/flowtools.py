@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -109,3 +110,17 @@ def cancel_timer(state: FlowState) -> None:
     if state.timer is not None:
         state.timer.cancel()
         state.timer = None
+
+
+def health_signal(provider: str, resp: http.Response, body: bytes) -> tuple[int, float | None]:
+    """What an error answer says about the real key: (status as an auth/rate signal,
+    seconds to wait). Gemini answers a bad key with 400 API_KEY_INVALID, and puts its wait
+    in the body's RetryInfo instead of a retry-after header."""
+    status, retry = resp.status_code, retry_after_seconds(resp.headers)
+    if provider == "gemini":
+        if status == 400 and b"API_KEY_INVALID" in body:
+            status = 401
+        if status == 429 and retry is None:
+            match = re.search(rb'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"', body)
+            retry = float(match.group(1)) if match else None
+    return status, retry

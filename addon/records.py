@@ -24,6 +24,8 @@ BILLABLE_APIS = frozenset(
         "openai.embeddings",
         "openai.responses",
         "anthropic.messages",
+        "gemini.generate",
+        "gemini.stream",
     }
 )
 
@@ -53,11 +55,17 @@ class UsageDraft:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def price(book: PriceBook, provider: str, model: str | None, usage: Usage | None) -> int | None:
+def price(
+    book: PriceBook,
+    provider: str,
+    model: str | None,
+    usage: Usage | None,
+    service_tier: str | None = None,
+) -> int | None:
     if usage is None:
         return 0
     p = book.lookup(provider, model)
-    return None if p is None else cost_picousd(usage, p)
+    return None if p is None else cost_picousd(usage, p, service_tier=service_tier)
 
 
 def _needs_estimate(d: UsageDraft) -> bool:
@@ -104,6 +112,9 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         usage, estimated = _estimate(d, model), True
     u = usage or Usage()
     extras = {**result.extras, **d.extras}
+    if u.cache_write_1h_tokens:  # no column of its own; `usage reprice` reads it back
+        extras["cache_write_1h_tokens"] = u.cache_write_1h_tokens
+    tier = extras.get("service_tier")
     return UsageRow(
         request_id=d.request_id,
         created_at=d.created_at,
@@ -119,7 +130,7 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens,
         reasoning_tokens=u.reasoning_tokens,
-        cost_picousd=price(book, d.provider, model, usage),
+        cost_picousd=price(book, d.provider, model, usage, tier if isinstance(tier, str) else None),
         latency_ms=d.latency_ms,
         ttfb_ms=d.ttfb_ms,
         streamed=result.streamed,

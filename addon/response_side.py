@@ -39,23 +39,25 @@ class ResponseSide:
             state.ttfb_ms = flowtools.ms_since(state.started_at)
             if state.upstream is not None:
                 self.runtime.probe.saw_answer(*state.upstream)
-            self._report_health(state, resp)
-            if "event-stream" in resp.headers.get("content-type", ""):
+            if resp.status_code < 400:  # errors: judged in `response`, with their body
+                self._report_health(state, resp.status_code, None)
+            content_type = resp.headers.get("content-type", "")
+            if "event-stream" in content_type or state.api == "gemini.stream":
                 state.meter = StreamMeter(
                     state.api,
                     strip_injected_usage=state.injected_usage,
                     content_encoding=resp.headers.get("content-encoding"),
+                    content_type=content_type,
                 )
                 resp.stream = state.meter.feed
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
-    def _report_health(self, state: FlowState, resp: http.Response) -> None:
+    def _report_health(self, state: FlowState, status: int, retry: float | None) -> None:
         if state.real_key is None or self.runtime is None:
             return
         before = self.runtime.pool.health(state.real_key)
-        retry = flowtools.retry_after_seconds(resp.headers)
-        after = self.runtime.pool.report(state.real_key, resp.status_code, retry)
+        after = self.runtime.pool.report(state.real_key, status, retry)
         if after != before:
             self.runtime.writer.submit(HealthEvent(state.real_key.id, after))
 
@@ -77,7 +79,11 @@ class ResponseSide:
             else:
                 if state.secret:
                     flowtools.scrub(flow, state.secret)
-                result = parse_response(state.api, resp.get_content(strict=False) or b"")
+                body = resp.get_content(strict=False) or b""
+                result = parse_response(state.api, body)
+                if resp.status_code >= 400:
+                    signal = flowtools.health_signal(state.provider.name, resp, body)
+                    self._report_health(state, *signal)
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
             draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
             usage = result.usage
@@ -150,7 +156,8 @@ class ResponseSide:
             latency_ms=flowtools.ms_since(state.started_at),
             ttfb_ms=state.ttfb_ms,
             error_kind=error_kind,
-            provider_request_id=resp.headers.get(req_id_header) if resp is not None else None,
+            provider_request_id=(resp.headers.get(req_id_header) if resp is not None else None)
+            or (result.provider_request_id if result is not None else None),
             forwarded=state.forwarded,
             aborted=aborted,
             result=result,

@@ -210,3 +210,18 @@ def test_price_of_no_usage_is_zero_and_of_an_unknown_model_is_none() -> None:
     assert price(BOOK, "openai", "my-local-llama", Usage(input_tokens=1)) is None
     assert price(BOOK, "openai", None, Usage(input_tokens=1)) is None
     assert price(BOOK, "openai", "gpt-4o-mini", Usage(input_tokens=1_000_000)) == 150_000_000_000
+
+
+def test_service_tier_prices_and_1h_cache_writes_are_kept_for_reprice() -> None:
+    from addon.pricing.cost import cost_picousd
+
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    flex = MeterResult(usage=usage, model="gpt-5", extras={"service_tier": "flex"})
+    r = finish(draft(result=flex), BOOK)
+    price = BOOK.lookup("openai", "gpt-5")
+    assert price is not None and price.flex is not None  # the bundled table has flex prices
+    assert r.cost_picousd == cost_picousd(usage, price, service_tier="flex")
+    assert r.cost_picousd != cost_picousd(usage, price)
+    cached = Usage(input_tokens=2000, cache_write_tokens=1800, cache_write_1h_tokens=1800)
+    r = finish(draft(result=MeterResult(usage=cached, model="claude-haiku-4-5")), BOOK)
+    assert json.loads(r.extras_json)["cache_write_1h_tokens"] == 1800
