@@ -29,6 +29,7 @@ class FlowState:
     secret_header: str | None = None  # where the injector puts it
     secret_value: str | None = None  # the full header value carrying it
     model: str | None = None
+    mapped_model: str | None = None  # from the real key's deployment -> model map
     injected_usage: bool = False
     meter: StreamMeter | None = None
     rejected: GatewayError | None = None

@@ -43,6 +43,7 @@ class UsageDraft:
     project: str | None = None
     real_key_label: str | None = None
     requested_model: str | None = None
+    mapped_model: str | None = None  # Azure: the deployment's model, for pricing
     status_code: int | None = None
     latency_ms: int | None = None
     ttfb_ms: int | None = None
@@ -98,6 +99,17 @@ def _estimate(d: UsageDraft, model: str | None) -> Usage:
     return Usage(input_tokens=prompt, output_tokens=output)
 
 
+def _cost(
+    book: PriceBook, d: UsageDraft, model: str | None, usage: Usage | None, tier: str | None
+) -> int | None:
+    """Priced by the model the provider reported; if that has no price and the operator
+    mapped the deployment to a model (Azure), by that model."""
+    cost = price(book, d.provider, model, usage, tier)
+    if cost is None and d.mapped_model:
+        cost = price(book, d.provider, d.mapped_model, usage, tier)
+    return cost
+
+
 def _clip(value: str | None, limit: int) -> str | None:
     """Strings from upstreams (model names, request ids) cut to their column's size."""
     return value if value is None or len(value) <= limit else value[:limit]
@@ -130,7 +142,7 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens,
         reasoning_tokens=u.reasoning_tokens,
-        cost_picousd=price(book, d.provider, model, usage, tier if isinstance(tier, str) else None),
+        cost_picousd=_cost(book, d, model, usage, tier if isinstance(tier, str) else None),
         latency_ms=d.latency_ms,
         ttfb_ms=d.ttfb_ms,
         streamed=result.streamed,

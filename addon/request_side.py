@@ -92,8 +92,6 @@ class RequestSide:
                 retry_after_s=rt.pool.soonest_retry(pool, now),
             )
         state.real_key = real
-        if real.model_map and state.model:  # Azure: the URL names a deployment
-            state.model = dict(real.model_map).get(state.model, state.model)
         flow.metadata["tollkeeper"]["real_key"] = real.label
         state.secret = rt.vault.resolve(ciphertext=real.ciphertext, env_ref=real.env_ref)
         if real.base_url or not provider.keeps_destination:
@@ -145,8 +143,11 @@ class RequestSide:
             opt_in = state.provider.stream_usage_opt_in
             if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)
+        real = state.real_key
+        if real is not None and real.model_map and state.model in dict(real.model_map):
+            state.mapped_model = dict(real.model_map)[state.model]  # an Azure deployment
         if state.key is not None:
-            auth.check_model(state.key, state.model)
+            auth.check_model(state.key, state.mapped_model or state.model)
         if state.api in BILLABLE_APIS:
             state.request_body = raw
 

@@ -152,6 +152,7 @@ class ResponseSide:
             project=state.key.project if state.key else None,
             real_key_label=state.real_key.label if state.real_key else None,
             requested_model=state.model,
+            mapped_model=state.mapped_model,
             status_code=resp.status_code if resp is not None else status,
             latency_ms=flowtools.ms_since(state.started_at),
             ttfb_ms=state.ttfb_ms,

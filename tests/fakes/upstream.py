@@ -199,6 +199,9 @@ def _number(value: str) -> Any:
     return value
 
 
+AZURE_DEPLOYMENT = re.compile(r"^/openai/deployments/(?P<name>[^/?]+)/")
+
+
 def route(path: str) -> tuple[str | None, str | None]:
     bare = path.split("?", 1)[0].rstrip("/")
     if match := GEMINI_PATH.search(bare):
@@ -427,6 +430,8 @@ class FakeUpstream:
             return self._gemini(method, target, headers, body, api, name, params, usage), name
         doc = _json_object(body)
         model = doc.get("model") if doc is not None else None
+        if model is None and (deployment := AZURE_DEPLOYMENT.search(target)):
+            model = deployment["name"]  # Azure: the URL names the deployment, not the body
         if name == "status":
             return self._status(provider, params, headers, request_id, model), name
         if api is None:

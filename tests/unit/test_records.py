@@ -225,3 +225,20 @@ def test_service_tier_prices_and_1h_cache_writes_are_kept_for_reprice() -> None:
     cached = Usage(input_tokens=2000, cache_write_tokens=1800, cache_write_1h_tokens=1800)
     r = finish(draft(result=MeterResult(usage=cached, model="claude-haiku-4-5")), BOOK)
     assert json.loads(r.extras_json)["cache_write_1h_tokens"] == 1800
+
+
+def test_an_unpriced_reported_model_falls_back_to_the_mapped_model_only() -> None:
+    usage = Usage(input_tokens=1200, cached_input_tokens=1024, output_tokens=40)
+    reported = MeterResult(usage=usage, model="prod-mini")  # an Azure deployment name
+    unmapped = finish(draft(provider="azure", requested_model="gpt-4o-mini", result=reported), BOOK)
+    assert unmapped.cost_picousd is None  # a requested name alone never prices a record
+    mapped = finish(
+        draft(
+            provider="azure",
+            requested_model="prod-mini",
+            mapped_model="gpt-4o-mini",
+            result=reported,
+        ),
+        BOOK,
+    )
+    assert mapped.cost_picousd == 127_200_000 and mapped.model == "prod-mini"

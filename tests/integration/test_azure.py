@@ -1,0 +1,76 @@
+"""Azure OpenAI through the gateway: the official AzureOpenAI client through HTTPS_PROXY to
+a resource host, deployment URLs with ``api-key``, the newer ``/openai/v1/`` URLs, and a
+deployment→model map for pricing."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from fakes import payloads
+from integration.conftest import Stack
+from integration.harness import wait_for
+
+AZURE_REAL = "azure-REAL-key-0000000000000000000000000001"
+RESOURCE = "https://tk-test.openai.azure.com"
+
+
+@pytest.fixture
+def azure(stack: Stack) -> Stack:
+    if not any(p["provider"] == "azure" for p in stack.cli.json("providers", "list", "--json")):
+        stack.cli.run(
+            "providers",
+            "add",
+            "azure",
+            "--api-key-stdin",
+            "--label",
+            "main",
+            "--base-url",
+            stack.upstream.base_url,
+            "--model-map",
+            "prod-mini=gpt-4o-mini",
+            stdin=AZURE_REAL + "\n",
+        )
+    return stack
+
+
+def _row(stack: Stack, project: str, requests: int) -> dict | None:
+    rows = [r for r in stack.cli.usage("project") if r["project"] == project]
+    return rows[0] if rows and rows[0]["requests"] == requests else None
+
+
+def test_deployment_urls_with_the_azure_client(azure: Stack, monkeypatch):
+    key = azure.cli.new_key("azure-classic")["key"]
+    azure.openai_forward(key, monkeypatch)  # HTTPS_PROXY and the CA
+    client = openai.AzureOpenAI(
+        api_key=key, azure_endpoint=RESOURCE, api_version="2024-10-21", max_retries=0
+    )
+    chat = client.chat.completions.create(
+        model="prod-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="prod-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    assert chat.usage.prompt_tokens == payloads.OPENAI_CHAT_USAGE["prompt_tokens"]
+    assert all(c.usage is None for c in chunks)  # the injected usage chunk was stripped
+    for req in azure.upstream.requests:
+        assert req.path.startswith("/openai/deployments/prod-mini/chat/completions?api-version=")
+        assert req.headers["api-key"] == AZURE_REAL and "authorization" not in req.headers
+    row = wait_for(lambda: _row(azure, "azure-classic", 2), timeout=5)
+    assert row["input_tokens"] == 2 * payloads.OPENAI_CHAT_USAGE["prompt_tokens"]
+    # priced through the map: prod-mini is gpt-4o-mini, $0.0001272 a call (providers.md §4.4)
+    assert row["cost_usd"] == "0.0002544"
+
+
+def test_v1_urls_with_the_plain_openai_client(azure: Stack, monkeypatch):
+    key = azure.cli.new_key("azure-v1")["key"]
+    client = azure.openai_forward(key, monkeypatch).with_options(base_url=RESOURCE + "/openai/v1")
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.usage.total_tokens > 0
+    (req,) = azure.upstream.requests
+    assert req.path == "/openai/v1/chat/completions"
+    assert req.headers.get("api-key") == AZURE_REAL and "authorization" not in req.headers
+    assert wait_for(lambda: _row(azure, "azure-v1", 1), timeout=5)
