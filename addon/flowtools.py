@@ -73,7 +73,8 @@ def comment(
     return " · ".join(parts)
 
 
-def error_kind(msg: str, state: FlowState) -> str:
+def error_kind(msg: str, state: FlowState, *, responded: bool) -> str:
+    """Why a flow ended in mitmproxy's ``error`` hook, as a short stable word."""
     low = msg.lower()
     if state.timed_out:
         return "upstream_timeout"
@@ -81,10 +82,10 @@ def error_kind(msg: str, state: FlowState) -> str:
         return "client_disconnected"
     if "killed" in low:
         return "killed"
-    if "server connection" in low or "connect" in low or "name or service" in low:
-        return "upstream_unreachable"
     if "server disconnected" in low or "peer closed" in low or "server closed" in low:
         return "upstream_disconnected"
+    if not responded and ("server connection" in low or "connect" in low or "name or" in low):
+        return "upstream_unreachable"
     return "proxy_error"
 
 

@@ -74,7 +74,13 @@ def _needs_estimate(d: UsageDraft) -> bool:
         return False
     if d.status_code is not None and not 200 <= d.status_code < 300:
         return False
+    if d.result is not None and _ended_in_error(d.result.error_kind):
+        return True  # an error event after HTTP 200: what usage there is, is partial
     return d.result is None or d.result.usage is None or d.aborted
+
+
+def _ended_in_error(kind: str | None) -> bool:
+    return bool(kind) and str(kind).startswith(("stream_error", "response_failed"))
 
 
 def _estimate(d: UsageDraft, model: str | None) -> Usage:

@@ -109,7 +109,8 @@ class ResponseSide:
             return
         self.injector.disarm(flow, state)
         flowtools.cancel_timer(state)
-        kind = flowtools.error_kind(flow.error.msg if flow.error else "", state)
+        msg = flow.error.msg if flow.error else ""
+        kind = flowtools.error_kind(msg, state, responded=flow.response is not None)
         if kind == "upstream_unreachable" and state.upstream and self.runtime is not None:
             self.runtime.probe.forget(*state.upstream)
         status = flow.response.status_code if flow.response is not None else None
