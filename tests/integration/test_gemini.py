@@ -3,6 +3,7 @@ the ?key= form, the streamed JSON array, and exact usage from usageMetadata."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 
@@ -83,3 +84,16 @@ def test_count_tokens_is_recorded_at_no_cost_and_bad_keys_are_refused(gemini: St
         bad.models.generate_content(model=MODEL, contents="hi")
     assert exc.value.code == 401
     assert len(gemini.upstream.requests) == 1
+
+
+def test_mid_stream_error_and_cut_stream_are_recorded(gemini: Stack, monkeypatch):
+    key = gemini.cli.new_key("gemini-errors")["key"]
+    client = _sdk(gemini, key, monkeypatch)
+    gemini.upstream.set_scenario("midstream_error", events=2, times=1)
+    with pytest.raises(genai.errors.APIError):
+        list(client.models.generate_content_stream(model=MODEL, contents="hi"))
+    gemini.upstream.set_scenario("cut", events=2, times=1)
+    with contextlib.suppress(genai.errors.APIError, httpx.HTTPError):
+        list(client.models.generate_content_stream(model=MODEL, contents="hi"))
+    row = wait_for(lambda: _row(gemini, "gemini-errors", 2), timeout=5)
+    assert row["error_requests"] == 2 and row["estimated_requests"] == 2

@@ -156,3 +156,30 @@ def test_openai_compatible_providers(stack: Stack, monkeypatch, name: str):
         assert streamed["estimated"]
     injected = stack.upstream.requests[-1].json().get("stream_options")
     assert (injected is None) == (name == "openrouter")  # it always sends usage
+
+
+def test_anthropic_count_tokens_is_free_and_an_aborted_stream_is_estimated(
+    stack: Stack, monkeypatch
+):
+    client = stack.anthropic_forward(stack.cli.new_key("an-more")["key"], monkeypatch)
+    counted = client.messages.count_tokens(model="claude-haiku-4-5", messages=MESSAGES)
+    assert counted.input_tokens > 0
+    stack.upstream.set_scenario("ok", delay=0.3)
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES) as s:
+        for i, _ in enumerate(s):
+            if i == 3:
+                break
+    count, aborted = _records(stack, "an-more", 2)
+    assert count["endpoint"] == "/v1/messages/count_tokens" and count["cost_picousd"] == 0
+    assert (count["input_tokens"], count["estimated"]) == (0, 0)  # a count is not usage
+    assert aborted["error_kind"] == "client_disconnected" and aborted["estimated"]
+    assert aborted["input_tokens"] > 0
+
+
+def test_responses_error_event_is_recorded(stack: Stack, monkeypatch):
+    client = stack.openai_forward(stack.cli.new_key("responses-error")["key"], monkeypatch)
+    stack.upstream.set_scenario("midstream_error", events=2)
+    with contextlib.suppress(openai.APIError):
+        list(client.responses.create(model="gpt-5-mini", input="hi", stream=True))
+    (rec,) = _records(stack, "responses-error", 1)
+    assert rec["error_kind"].startswith("stream_error") and rec["estimated"]
