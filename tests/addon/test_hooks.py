@@ -134,3 +134,44 @@ async def test_stream_request_gets_include_usage_injected(gateway, seeded):
     await gateway.request(f)
     assert json.loads(f.request.content)["stream_options"] == {"include_usage": True}
     assert gateway.states[f.id].injected_usage
+
+
+async def test_gemini_query_key_leaves_the_url_and_the_real_key_goes_in_a_header(
+    gateway, seeded, tk_home
+):
+    from sqlmodel import Session
+
+    from addon.store.db import open_store
+
+    engine = open_store(f"sqlite:///{seeded[0]}")
+    vault = Vault(load_master_key(tk_home / "master.key"))
+    with Session(engine) as s:
+        realkeys_repo.add_real_key(
+            session=s,
+            vault=vault,
+            provider="gemini",
+            label="g",
+            secret="AIza-unit-REAL-0001",
+            env_ref=None,
+            base_url="http://127.0.0.1:9",
+            actor="t",
+        )
+    engine.dispose()
+    gateway.runtime.cache.refresh(force=True)
+    req = tutils.treq(
+        host="generativelanguage.googleapis.com",
+        port=443,
+        scheme=b"https",
+        method=b"POST",
+        path=f"/v1beta/models/gemini-2.5-flash:generateContent?key={seeded[1]}&x=1".encode(),
+        authority=b"generativelanguage.googleapis.com",
+        headers=(),
+        content=b"{}",
+    )
+    f = tflow.tflow(req=req)
+    await gateway.requestheaders(f)
+    assert f.response is None
+    assert seeded[1] not in f.request.url and dict(f.request.query) == {"x": "1"}
+    assert f.request.headers["x-goog-api-key"].startswith("[tollkeeper:redacted]")
+    gateway.injector.requestheaders(f)
+    assert f.request.headers["x-goog-api-key"] == "AIza-unit-REAL-0001"
