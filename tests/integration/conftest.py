@@ -6,9 +6,12 @@ sets SSL_CERT_FILE globally; through the proxy the mitmproxy CA must be trusted 
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anthropic
 import openai
@@ -20,6 +23,7 @@ OPENAI_REAL = "sk-proj-REALopenaiKEY0000000000000000000000000001"
 ANTHROPIC_REAL = "sk-ant-api03-REALanthropicKEY00000000000000000001"
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,31 +33,49 @@ class Stack:
     gateway: GatewayProcess
     workdir: Path
 
+    clients: list[Any] = field(default_factory=list)
+
+    def track(self, client: T) -> T:
+        """Close ``client`` (and its sockets) when the test ends."""
+        self.clients.append(client)
+        return client
+
     def openai_forward(self, key: str, mp: pytest.MonkeyPatch) -> openai.OpenAI:
         self._proxy_env(mp)
-        return openai.OpenAI(api_key=key, max_retries=0, timeout=20)
+        return self.track(openai.OpenAI(api_key=key, max_retries=0, timeout=20))
 
     def anthropic_forward(self, key: str, mp: pytest.MonkeyPatch) -> anthropic.Anthropic:
         self._proxy_env(mp)
-        return anthropic.Anthropic(api_key=key, max_retries=0, timeout=20)
+        return self.track(anthropic.Anthropic(api_key=key, max_retries=0, timeout=20))
 
     def openai_reverse(self, key: str, mp: pytest.MonkeyPatch) -> openai.OpenAI:
         _no_proxy_env(mp)
-        return openai.OpenAI(
-            api_key=key,
-            base_url=self.gateway.reverse_url("openai") + "/v1",
-            max_retries=0,
-            timeout=20,
+        return self.track(
+            openai.OpenAI(
+                api_key=key,
+                base_url=self.gateway.reverse_url("openai") + "/v1",
+                max_retries=0,
+                timeout=20,
+            )
         )
 
     def anthropic_reverse(self, key: str, mp: pytest.MonkeyPatch) -> anthropic.Anthropic:
         _no_proxy_env(mp)
-        return anthropic.Anthropic(
-            api_key=key,
-            base_url=self.gateway.reverse_url("anthropic"),
-            max_retries=0,
-            timeout=20,
+        return self.track(
+            anthropic.Anthropic(
+                api_key=key,
+                base_url=self.gateway.reverse_url("anthropic"),
+                max_retries=0,
+                timeout=20,
+            )
         )
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+        self.clients.clear()
 
     def _proxy_env(self, mp: pytest.MonkeyPatch) -> None:
         _no_proxy_env(mp)
@@ -91,7 +113,11 @@ def build_stack(
         cli.add_provider("anthropic", ANTHROPIC_REAL, up.base_url)
         gw = GatewayProcess(tmp, home, db_url=db_url, extra_args=extra_args, program=program)
         with gw:
-            yield Stack(up, cli, gw, tmp)
+            stack = Stack(up, cli, gw, tmp)
+            try:
+                yield stack
+            finally:
+                stack.close_clients()
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +136,16 @@ def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
 def _reset_upstream(request: pytest.FixtureRequest) -> None:
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").upstream.reset()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the SDK clients a test used, then collect what an SDK left unclosed inside
+    (pooled TLS sockets of copies made by ``with_options``), here rather than inside
+    whichever later test the garbage collector happens to run in."""
+    yield
+    if "stack" in request.fixturenames:  # function-scoped stacks close their own
+        request.getfixturevalue("stack").close_clients()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

@@ -41,8 +41,10 @@ def _row(stack: Stack, project: str, requests: int) -> dict | None:
 def test_deployment_urls_with_the_azure_client(azure: Stack, monkeypatch):
     key = azure.cli.new_key("azure-classic")["key"]
     azure.openai_forward(key, monkeypatch)  # HTTPS_PROXY and the CA
-    client = openai.AzureOpenAI(
-        api_key=key, azure_endpoint=RESOURCE, api_version="2024-10-21", max_retries=0
+    client = azure.track(
+        openai.AzureOpenAI(
+            api_key=key, azure_endpoint=RESOURCE, api_version="2024-10-21", max_retries=0
+        )
     )
     chat = client.chat.completions.create(
         model="prod-mini", messages=[{"role": "user", "content": "hi"}]

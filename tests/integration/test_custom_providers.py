@@ -21,7 +21,7 @@ def test_a_defined_provider_is_metered_through_the_proxy(stack: Stack, monkeypat
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", stack.gateway.proxy_url)  # plain http through the proxy
-    client = openai.OpenAI(api_key=key, base_url=base, max_retries=0, timeout=20)
+    client = stack.track(openai.OpenAI(api_key=key, base_url=base, max_retries=0, timeout=20))
 
     def served() -> bool:
         try:

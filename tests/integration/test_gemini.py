@@ -32,7 +32,7 @@ def gemini(stack: Stack, monkeypatch):
 
 def _sdk(stack: Stack, key: str, monkeypatch):
     stack.openai_forward(key, monkeypatch)  # sets HTTPS_PROXY and the CA for this test
-    return genai.Client(api_key=key)
+    return stack.track(genai.Client(api_key=key))
 
 
 def _row(stack: Stack, project: str, requests: int) -> dict | None:
