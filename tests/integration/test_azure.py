@@ -76,3 +76,28 @@ def test_v1_urls_with_the_plain_openai_client(azure: Stack, monkeypatch):
     assert req.path == "/openai/v1/chat/completions"
     assert req.headers.get("api-key") == AZURE_REAL and "authorization" not in req.headers
     assert wait_for(lambda: _row(azure, "azure-v1", 1), timeout=5)
+
+
+def test_azure_aborted_stream_and_error(azure: Stack, monkeypatch):
+    key = azure.cli.new_key("azure-fail")["key"]
+    azure.openai_forward(key, monkeypatch)
+    client = azure.track(
+        openai.AzureOpenAI(
+            api_key=key, azure_endpoint=RESOURCE, api_version="2024-10-21", max_retries=0
+        )
+    )
+    azure.upstream.set_scenario("ok", delay=0.3)
+    stream = client.chat.completions.create(
+        model="prod-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    stream.close()
+    azure.upstream.set_scenario("status", code=429, retry_after=1)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="prod-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    row = wait_for(lambda: _row(azure, "azure-fail", 2), timeout=5)
+    assert row["error_requests"] == 2 and row["estimated_requests"] == 1

@@ -97,3 +97,14 @@ def test_mid_stream_error_and_cut_stream_are_recorded(gemini: Stack, monkeypatch
         list(client.models.generate_content_stream(model=MODEL, contents="hi"))
     row = wait_for(lambda: _row(gemini, "gemini-errors", 2), timeout=5)
     assert row["error_requests"] == 2 and row["estimated_requests"] == 2
+
+
+def test_a_client_that_leaves_a_gemini_stream_is_billed_for_what_it_got(gemini: Stack, monkeypatch):
+    key = gemini.cli.new_key("gemini-abort")["key"]
+    client = _sdk(gemini, key, monkeypatch)
+    gemini.upstream.set_scenario("ok", delay=0.4)
+    stream = client.models.generate_content_stream(model=MODEL, contents="hi")
+    next(iter(stream))
+    stream.close()
+    row = wait_for(lambda: _row(gemini, "gemini-abort", 1), timeout=5)
+    assert row["error_requests"] == 1 and row["input_tokens"] > 0

@@ -183,3 +183,29 @@ def test_responses_error_event_is_recorded(stack: Stack, monkeypatch):
         list(client.responses.create(model="gpt-5-mini", input="hi", stream=True))
     (rec,) = _records(stack, "responses-error", 1)
     assert rec["error_kind"].startswith("stream_error") and rec["estimated"]
+
+
+@pytest.mark.parametrize("name", sorted(COMPATIBLE))
+def test_openai_compatible_aborted_stream_and_error(stack: Stack, monkeypatch, name: str):
+    base, model = COMPATIBLE[name]
+    real = f"sk-{name}-REAL-000000000000000000000001"
+    if not any(p["provider"] == name for p in stack.cli.json("providers", "list", "--json")):
+        stack.cli.add_provider(name, real, stack.upstream.base_url + "/v1")
+        time.sleep(0.4)
+    project = f"compat-fail-{name}"
+    client = stack.openai_forward(stack.cli.new_key(project)["key"], monkeypatch)
+    client = client.with_options(base_url=base)
+    stack.upstream.set_scenario("ok", delay=0.3)
+    stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    stream.close()
+    stack.upstream.set_scenario("status", code=500)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=model, messages=MESSAGES)
+    aborted, failed = _records(stack, project, 2)
+    assert aborted["error_kind"] == "client_disconnected" and aborted["estimated"]
+    assert aborted["provider"] == name and aborted["output_tokens"] > 0
+    assert (failed["status_code"], failed["error_kind"]) == (500, "upstream_500")
+    assert failed["cost_picousd"] == 0 and not failed["estimated"]
