@@ -144,8 +144,8 @@ class RequestSide:
             if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)
         real = state.real_key
-        if real is not None and real.model_map and state.model in dict(real.model_map):
-            state.mapped_model = dict(real.model_map)[state.model]  # an Azure deployment
+        if real is not None and real.model_map and state.model:
+            state.mapped_model = dict(real.model_map).get(state.model)  # an Azure deployment
         if state.key is not None:
             auth.check_model(state.key, state.mapped_model or state.model)
         if state.api in BILLABLE_APIS:

@@ -61,12 +61,19 @@ class ResponseSide:
         if after != before:
             self.runtime.writer.submit(HealthEvent(state.real_key.id, after))
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def _end(self, flow: http.HTTPFlow) -> FlowState | None:
+        """The flow's state, taken out of the table: the flow is ending (response or error)
+        and no longer carries the real key nor a pending timeout."""
         state = self.states.pop(flow.id, None)
+        if state is not None:
+            self.injector.disarm(flow, state)
+            flowtools.cancel_timer(state)
+        return state
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = self._end(flow)
         if state is None:
             return
-        self.injector.disarm(flow, state)
-        flowtools.cancel_timer(state)
         resp = flow.response
         try:
             if state.rejected is not None:
@@ -104,11 +111,9 @@ class ResponseSide:
             )
 
     def error(self, flow: http.HTTPFlow) -> None:
-        state = self.states.pop(flow.id, None)
+        state = self._end(flow)
         if state is None:
             return
-        self.injector.disarm(flow, state)
-        flowtools.cancel_timer(state)
         msg = flow.error.msg if flow.error else ""
         kind = flowtools.error_kind(msg, state, responded=flow.response is not None)
         if kind == "upstream_unreachable" and state.upstream and self.runtime is not None:

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from addon.pool import Health
 from addon.spool import Spool
+from addon.store.db import describe_error
 from addon.store.models import UsageRecord
 from addon.store.realkeys_repo import record_health
 from addon.store.rows import UsageRow
@@ -36,12 +37,6 @@ def _unreachable(e: DBAPIError) -> bool:
     retrying those would fail forever. Anything else (connection lost, server down, a
     table missing mid-migration) is retried later from the spool."""
     return not isinstance(e, DataError | IntegrityError)
-
-
-def _short(e: BaseException) -> str:
-    orig = getattr(e, "orig", None)
-    lines = str(orig if orig is not None else e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 BATCH_MAX = 500
@@ -135,7 +130,9 @@ class UsageWriter:
                 self._insert_one_by_one(records)
                 return
             log.warning(
-                "tollkeeper: database unreachable (%s); spooling %d", _short(e), len(records)
+                "tollkeeper: database unreachable (%s); spooling %d",
+                describe_error(e),
+                len(records),
             )
             self._spool.append(records)
 
@@ -157,7 +154,7 @@ class UsageWriter:
                 log.error(
                     "tollkeeper: database refused usage record %s (%s); kept in %s",
                     record.request_id,
-                    _short(e),
+                    describe_error(e),
                     self._quarantine.path,
                 )
                 self._quarantine.append([record])
@@ -174,7 +171,7 @@ class UsageWriter:
             self._insert(records)
         except DBAPIError as e:
             if _unreachable(e):
-                log.warning("tollkeeper: spool replay failed (%s); will retry", _short(e))
+                log.warning("tollkeeper: spool replay failed (%s); will retry", describe_error(e))
                 return
             self._spool.clear()
             self._insert_one_by_one(records)

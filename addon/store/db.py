@@ -102,7 +102,7 @@ def migrate(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as e:
-        raise StoreUnavailable(f"database unavailable: {_describe(e)}") from e
+        raise StoreUnavailable(f"database unavailable: {describe_error(e)}") from e
 
 
 def open_store(url: str) -> Engine:
@@ -110,12 +110,13 @@ def open_store(url: str) -> Engine:
     try:
         engine = make_engine(url)
     except (SQLAlchemyError, ValueError, ImportError) as e:
-        raise StoreUnavailable(f"bad database URL: {_describe(e)}") from e
+        raise StoreUnavailable(f"bad database URL: {describe_error(e)}") from e
     migrate(engine)
     return engine
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """The first line of a database error's own message, for one-line reports."""
     orig = getattr(e, "orig", None)
     msg = str(orig if orig is not None else e).strip().splitlines()
     return msg[0] if msg else type(e).__name__
