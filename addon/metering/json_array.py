@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from addon.metering.sse import SseEvent
+from addon.metering.sse import BufferedSplitter, SseEvent
 
 _VALUE_START = re.compile(rb"[^\s,\[\]]")  # outside an object: the first non-separator byte
 _JUNK_END = re.compile(rb"[{\[\],]")
@@ -34,25 +34,16 @@ _BACKSLASH = 0x5C
 _OPENERS = frozenset(b"{[")
 
 
-class JsonArraySplitter:
+class JsonArraySplitter(BufferedSplitter):
     """Split a byte stream holding a JSON array of objects into its objects, incrementally."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()  # starts at the first byte of the current (incomplete) event
+        super().__init__()
         self._scan = 0  # offset in _buf from which to continue scanning
         self._value_start: int | None = None  # offset of the current object's (or junk's) start
         self._junk = False  # the current value is junk, not an object
         self._depth = 0  # open braces and brackets of the current object
         self._in_string = False
-
-    @property
-    def pending(self) -> bytes:
-        """Bytes fed but not yet part of a returned event."""
-        return bytes(self._buf)
-
-    @property
-    def pending_size(self) -> int:
-        return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Add ``chunk``; return the events (objects) it completed, in order."""

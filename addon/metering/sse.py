@@ -49,14 +49,11 @@ def parse_event(lines: list[bytes], raw: bytes, *, complete: bool = True) -> Sse
     return SseEvent(event, "\n".join(data) if data else None, raw, complete)
 
 
-class SseSplitter:
-    """Split a byte stream into SSE events, incrementally."""
+class BufferedSplitter:
+    """What every splitter has: the bytes of the current, incomplete event."""
 
     def __init__(self) -> None:
         self._buf = bytearray()  # starts at the first byte of the current (incomplete) event
-        self._lines: list[bytes] = []  # complete lines of the current event
-        self._line_start = 0  # offset in _buf of the current, unterminated line
-        self._scan = 0  # offset in _buf from which to look for the next line end
 
     @property
     def pending(self) -> bytes:
@@ -66,6 +63,16 @@ class SseSplitter:
     @property
     def pending_size(self) -> int:
         return len(self._buf)
+
+
+class SseSplitter(BufferedSplitter):
+    """Split a byte stream into SSE events, incrementally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[bytes] = []  # complete lines of the current event
+        self._line_start = 0  # offset in _buf of the current, unterminated line
+        self._scan = 0  # offset in _buf from which to look for the next line end
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Add ``chunk``; return the events it completed, in order."""
