@@ -5,6 +5,11 @@ callable: ``feed`` gets each raw chunk as it arrives and ``b""`` once at the end
 and returns the bytes to send to the client. Normally that is the very chunk it got, unchanged
 and immediately; parsing happens on a (decompressed) copy.
 
+``feed`` never returns ``b""``: mitmproxy sends a returned ``bytes`` as one chunk, and an empty
+one is a zero-length HTTP/1.1 chunk, which *ends the body* (the bytes after it then poison a
+kept-alive connection). When there is nothing to send it returns an empty list, which mitmproxy
+sends as nothing at all; several pieces go out as a list, one chunk each.
+
 With ``strip_injected_usage=True`` (the gateway added ``stream_options.include_usage`` to an
 OpenAI-style request whose client did not ask for it) the meter forwards whole SSE events only,
 holding back an incomplete tail, and drops exactly the usage-only chunk (non-null ``usage`` and
@@ -34,6 +39,13 @@ logger = logging.getLogger(__name__)
 
 MAX_PENDING_BYTES = 16 << 20  # an event (or JSON-array element) larger than this is not parsed
 
+Forward = bytes | list[bytes]  # what ``feed`` returns: one non-empty chunk, or several (maybe none)
+
+
+def _forward(data: bytes) -> Forward:
+    """``data`` as mitmproxy must get it: never as an empty ``bytes``."""
+    return data if data else []
+
 
 class StreamMeter:
     def __init__(
@@ -61,13 +73,13 @@ class StreamMeter:
         if can_strip and not self._strip:
             self._state.extras["usage_chunk_not_stripped"] = True
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> Forward:
         """Meter ``chunk`` (``b""`` = end of message); return the bytes to forward."""
         try:
             if self._strip:
                 return self._feed_stripping(chunk)
             self._meter(chunk)
-            return chunk
+            return _forward(chunk)
         except Exception:  # a stream callable must never raise (mitmproxy drops the chunk)
             if not self._warned:
                 self._warned = True
@@ -80,7 +92,7 @@ class StreamMeter:
         """What the stream has reported so far (``usage`` None when it reported none)."""
         return self._state.result()
 
-    def _feed_stripping(self, chunk: bytes) -> bytes:
+    def _feed_stripping(self, chunk: bytes) -> Forward:
         self._held += chunk
         kept: list[bytes] = []
         consumed = 0
@@ -94,7 +106,7 @@ class StreamMeter:
             self._strip = False
         if consumed:
             del self._held[:consumed]
-        return b"".join(kept)
+        return _forward(b"".join(kept))
 
     def _meter(self, chunk: bytes) -> list[tuple[SseEvent, bool]]:
         """Parse ``chunk``; return the events it completed, each with "is usage-only"."""
@@ -131,9 +143,9 @@ class StreamMeter:
         self._state.extras[reason] = True
         self._splitter = self._new_splitter()
 
-    def _fail(self, chunk: bytes) -> bytes:
+    def _fail(self, chunk: bytes) -> Forward:
         held = bytes(self._held) if self._strip else chunk
         self._held = bytearray()
         self._strip = False
         self._stop("meter_error")
-        return held
+        return _forward(held)

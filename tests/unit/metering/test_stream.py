@@ -160,10 +160,20 @@ def run(
     for cut in [*sorted({c for c in cuts if 0 < c < len(stream)}), len(stream)]:
         chunks.append(stream[start:cut])
         start = cut
-    forwarded = [meter.feed(chunk) for chunk in chunks]
+    forwarded = [sent(meter.feed(chunk)) for chunk in chunks]
     if end:
-        forwarded.append(meter.feed(b""))
+        forwarded.append(sent(meter.feed(b"")))
     return forwarded, meter.result()
+
+
+def sent(out: bytes | list[bytes]) -> bytes:
+    """The bytes mitmproxy sends for one ``feed`` return. An empty ``bytes`` would go out as a
+    zero-length HTTP/1.1 chunk (the end of the body), so the meter must never return one; a
+    list goes out one chunk per item, and none of them may be empty either."""
+    assert out != b"", "feed returned b'' (a zero-length chunk ends an HTTP/1.1 body)"
+    pieces = out if isinstance(out, list) else [out]
+    assert all(pieces), f"feed returned an empty piece in {pieces!r}"
+    return b"".join(pieces)
 
 
 # --- usage, model and text per api -------------------------------------------------------------
@@ -374,7 +384,7 @@ def test_pass_through_returns_each_chunk_itself_immediately(api: str) -> None:
     for start in range(0, len(stream), 5):
         chunk = stream[start : start + 5]
         assert meter.feed(chunk) is chunk
-    assert meter.feed(b"") == b""
+    assert meter.feed(b"") == []
     assert meter.result().usage is not None
 
 
@@ -402,12 +412,12 @@ def test_strip_forwards_whole_events_and_holds_back_only_the_incomplete_tail() -
     events = chat_events(with_usage=True)
     meter = StreamMeter("openai.chat", strip_injected_usage=True)
     first = events[0] + events[1][:10]
-    assert meter.feed(first) == events[0]
-    assert meter.feed(events[1][10:] + events[2]) == events[1] + events[2]
-    assert meter.feed(events[3] + events[4][:-1]) == events[3]
-    assert meter.feed(events[4][-1:]) == b""  # the usage chunk, dropped
-    assert meter.feed(events[5][:-1]) == b""
-    assert meter.feed(b"") == events[5][:-1]  # unterminated tail flushed at the end
+    assert sent(meter.feed(first)) == events[0]
+    assert sent(meter.feed(events[1][10:] + events[2])) == events[1] + events[2]
+    assert sent(meter.feed(events[3] + events[4][:-1])) == events[3]
+    assert meter.feed(events[4][-1:]) == []  # the usage chunk, dropped: nothing to send
+    assert meter.feed(events[5][:-1]) == []  # held back, and no zero-length chunk for it
+    assert sent(meter.feed(b"")) == events[5][:-1]  # unterminated tail flushed at the end
 
 
 def test_strip_drops_a_usage_chunk_even_as_the_unterminated_tail() -> None:
@@ -465,7 +475,7 @@ def test_compressed_stream_is_metered_and_forwarded_unchanged(encoding: str, api
     for start in range(0, len(compressed), 11):
         chunk = compressed[start : start + 11]
         assert meter.feed(chunk) is chunk
-    assert meter.feed(b"") == b""
+    assert meter.feed(b"") == []
     assert meter.result() == expected
     assert expected.usage is not None
 
@@ -523,8 +533,8 @@ def test_an_internal_error_is_logged_once_and_the_bytes_still_go_through(
     meter.feed(stream[:3])  # strip mode now holds 3 bytes
     meter._handler.handle = explode  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.WARNING, logger="addon.metering.stream"):
-        rest = [meter.feed(stream[i : i + 50]) for i in range(3, len(stream), 50)]
-        rest.append(meter.feed(b""))
+        rest = [sent(meter.feed(stream[i : i + 50])) for i in range(3, len(stream), 50)]
+        rest.append(sent(meter.feed(b"")))
     assert (stream[:3] if not strip else b"") + b"".join(rest) == stream
     assert len(caplog.records) == 1
     assert caplog.records[0].exc_info is not None
