@@ -104,14 +104,21 @@ class GatewayProcess:
         self.program = program
         self.confdir = workdir / "mitmproxy"
         self.log_path = workdir / "mitmdump.log"
-        self.port = free_port()
+        self.reverse = tuple(reverse)
+        self._pick_ports()
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _pick_ports(self) -> None:
         targets = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
-        self.reverse_ports = {name: free_port() for name in reverse}
+        ports: set[int] = set()
+        while len(ports) < 1 + len(self.reverse):
+            ports.add(free_port())
+        self.port, *others = sorted(ports)
+        self.reverse_ports = dict(zip(self.reverse, others, strict=True))
         self.modes = [f"regular@127.0.0.1:{self.port}"] + [
             f"reverse:{targets[n]}@127.0.0.1:{p}" for n, p in self.reverse_ports.items()
         ]
-        self.extra_args = list(extra_args)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def proxy_url(self) -> str:
@@ -125,6 +132,17 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.reverse_ports[name]}"
 
     def start(self) -> GatewayProcess:
+        """Start mitmdump; when another process took one of its ports between ``free_port``
+        and the bind (other test runs share the machine), try again with new ports. The ports
+        of one gateway are distinct by construction (``free_port`` may return a port twice)."""
+        for _attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                self._pick_ports()
+        return self._start()
+
+    def _start(self) -> GatewayProcess:
         args = [
             str(BIN / self.program),
             "-s",
@@ -149,7 +167,11 @@ class GatewayProcess:
         ports = [self.port, *self.reverse_ports.values()]
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{self.log()}")
+                log = self.log()
+                if "address already in use" in log.lower():
+                    self.log_path.unlink()
+                    raise PortTaken(log)
+                raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{log}")
             if all(_accepts(p) for p in ports) and Path(self.ca_cert).exists():
                 return self
             time.sleep(0.05)
@@ -174,6 +196,10 @@ class GatewayProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PortTaken(RuntimeError):
+    """mitmdump could not bind a port that was free a moment before."""
 
 
 def _accepts(port: int) -> bool:
