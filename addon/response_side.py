@@ -116,12 +116,15 @@ class ResponseSide:
             return
         msg = flow.error.msg if flow.error else ""
         kind = flowtools.error_kind(msg, state, responded=flow.response is not None)
+        result = state.meter.result() if state.meter is not None else None
+        if kind == "client_disconnected" and result is not None and result.finished:
+            self._client_left_after_end(flow, state, result)
+            return
         if kind == "upstream_unreachable" and state.upstream and self.runtime is not None:
             self.runtime.probe.forget(*state.upstream)
         status = flow.response.status_code if flow.response is not None else None
         if status is None:
             status = {"upstream_timeout": 504, "upstream_unreachable": 502}.get(kind)
-        result = state.meter.result() if state.meter is not None else None
         if kind == "upstream_unreachable":
             state.forwarded = False
         self._submit(state, result=result, error_kind=kind, status=status, aborted=True)
@@ -131,6 +134,23 @@ class ResponseSide:
             state, seen_model or state.model, seen_usage, None
         )
         flow.marked = ":warning:"
+
+    def _client_left_after_end(
+        self, flow: http.HTTPFlow, state: FlowState, result: MeterResult
+    ) -> None:
+        """The client had the whole stream, up to its end-of-stream event, and closed the
+        connection before the upstream's last bytes (the chunked terminator) came: a normal,
+        complete answer. (The sync openai SDK closes at ``[DONE]`` without reading further.)"""
+        result.extras["client_closed_after_end"] = True
+        self._submit(state, result=result, flow=flow)
+        model = result.model or state.model
+        cost = (
+            price(self.runtime.prices, state.provider.name, model, result.usage)
+            if (self.runtime)
+            else None
+        )
+        flow.comment = flowtools.comment(state, model, result.usage, cost)
+        flow.marked = ":moneybag:"
 
     def _submit(
         self,

@@ -46,7 +46,10 @@ class OpenAIChatEvents:
         self.state = state
 
     def handle(self, event: SseEvent) -> bool:
-        if event.data is None or event.data.strip() == "[DONE]":
+        if event.data is None:
+            return False
+        if event.data.strip() == "[DONE]":
+            self.state.finished = True
             return False
         obj = self.state.load(event.data)
         if obj is None:
@@ -122,6 +125,7 @@ class ResponsesEvents:
             self.state.extras["service_tier"] = tier
         if kind not in _RESPONSES_TERMINAL:
             return
+        self.state.finished = True
         if usage := mapping(response, "usage"):
             self.state.usage = responses_usage(usage)
         if kind == "response.failed":
@@ -155,6 +159,8 @@ class AnthropicEvents:
             self.state.error(f"stream_error:{error_type or 'unknown'}")
         elif obj is None or kind == "ping":
             return False
+        elif kind == "message_stop":
+            self.state.finished = True
         elif kind == "message_start":
             message = mapping(obj, "message")
             self.state.model = text(message, "model") or self.state.model

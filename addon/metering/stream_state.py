@@ -20,6 +20,7 @@ class StreamState:
         self.text: list[str] = []
         self.extras: dict[str, Any] = {}
         self.bad_events = 0
+        self.finished = False  # the dialect's end-of-stream event arrived
 
     def load(self, data: str) -> Mapping[str, Any] | None:
         """The event's JSON object, or None (counted as a bad event) when it is not one."""
@@ -50,6 +51,7 @@ class StreamState:
             provider_request_id=self.provider_request_id,
             error_kind=self.error_kind,
             streamed=True,
+            finished=self.finished,
             output_text="".join(self.text),
             extras=extras,
         )

@@ -30,5 +30,6 @@ class MeterResult:
     error_kind: str | None = None  # e.g. "stream_error:overloaded_error", "bad_json"
     estimated: bool = False
     streamed: bool = False
+    finished: bool = False  # a stream's own end-of-stream event was seen (e.g. [DONE])
     output_text: str = ""  # text seen so far in a stream, for estimates when usage is missing
     extras: dict[str, Any] = field(default_factory=dict)  # provider-specific, JSON-safe

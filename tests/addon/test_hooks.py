@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import exceptions, flow
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
 from addon.hooks import Gateway
+from addon.records import finish
 from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
 from addon.vault import Vault, load_master_key
@@ -175,3 +176,47 @@ async def test_gemini_query_key_leaves_the_url_and_the_real_key_goes_in_a_header
     assert f.request.headers["x-goog-api-key"].startswith("[tollkeeper:redacted]")
     gateway.injector.requestheaders(f)
     assert f.request.headers["x-goog-api-key"] == "AIza-unit-REAL-0001"
+
+
+def _sse(obj: object) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+CHUNK = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
+USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+STREAM = [
+    _sse({**CHUNK, "choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None}),
+    _sse({**CHUNK, "choices": [], "usage": USAGE}),
+    b"data: [DONE]\n\n",
+]
+
+
+async def _streamed_until_client_left(gateway, key: str, events: list[bytes]) -> list:
+    """A stream request whose client goes away after ``events``; the drafts it submitted."""
+    drafts: list = []
+    gateway.runtime.writer.submit = drafts.append
+    f = _flow(key, {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    gateway.injector.requestheaders(f)
+    f.response = tutils.tresp(headers=((b"content-type", b"text/event-stream"),), content=None)
+    gateway.responseheaders(f)
+    for event in events:
+        f.response.stream(event)
+    f.error = flow.Error("Client disconnected.")
+    gateway.error(f)
+    return [d for d in drafts if hasattr(d, "request_id")]
+
+
+async def test_a_client_leaving_after_the_end_of_stream_is_a_complete_answer(gateway, seeded):
+    (draft,) = await _streamed_until_client_left(gateway, seeded[1], STREAM)
+    assert (draft.status_code, draft.error_kind, draft.aborted) == (200, None, False)
+    row = finish(draft, gateway.runtime.prices)
+    assert (row.input_tokens, row.output_tokens, row.estimated) == (9, 3, False)
+    assert json.loads(row.extras_json)["client_closed_after_end"] is True
+
+
+async def test_a_client_leaving_before_the_end_of_stream_is_an_aborted_one(gateway, seeded):
+    (draft,) = await _streamed_until_client_left(gateway, seeded[1], STREAM[:2])
+    assert (draft.error_kind, draft.aborted) == ("client_disconnected", True)
+    assert finish(draft, gateway.runtime.prices).estimated

@@ -182,7 +182,11 @@ def sent(out: bytes | list[bytes]) -> bytes:
 def test_chat_stream_with_usage() -> None:
     _, result = run(StreamMeter("openai.chat"), b"".join(chat_events(with_usage=True)))
     assert result == MeterResult(
-        usage=Usage(12, 0, 0, 0, 2, 0), model=CHAT_MODEL, streamed=True, output_text="Hello!"
+        usage=Usage(12, 0, 0, 0, 2, 0),
+        model=CHAT_MODEL,
+        streamed=True,
+        finished=True,
+        output_text="Hello!",
     )
 
 
@@ -273,6 +277,7 @@ def test_responses_stream() -> None:
         usage=Usage(2048, 1536, 0, 0, 180, 128),
         model=RESPONSES_MODEL,
         streamed=True,
+        finished=True,
         output_text="Hi there",
     )
 
@@ -318,6 +323,7 @@ def test_anthropic_stream() -> None:
         usage=Usage(1825, 1800, 0, 0, 15, 0),
         model=ANTHROPIC_MODEL,
         streamed=True,
+        finished=True,
         output_text="Hello!",
     )
 
@@ -375,6 +381,16 @@ STREAMS = {
     "openai.responses": b"".join(RESPONSES_EVENTS),
     "anthropic.messages": b"".join(ANTHROPIC_EVENTS),
 }
+
+
+@pytest.mark.parametrize("api", sorted(STREAMS))
+def test_a_stream_is_finished_only_by_its_own_end_event(api: str) -> None:
+    stream = STREAMS[api]
+    last_event = stream.rstrip(b"\n").rfind(b"\n\n") + 2
+    _, whole = run(StreamMeter(api), stream)
+    _, cut = run(StreamMeter(api), stream[:last_event])
+    assert whole.finished
+    assert not cut.finished
 
 
 @pytest.mark.parametrize("api", sorted(STREAMS))
