@@ -41,7 +41,11 @@ header). A mid-stream error is raw multi-line JSON on an SSE stream, one more el
     large      size=5000000              ~size characters of generated text, usage as usual
     gzip       level=6                   content-encoding gzip when accept-encoding allows it
 
-Every scenario takes `delay=SECONDS` between SSE events (default: `event_delay`). On a JSON
+Every scenario takes `delay=SECONDS` between SSE events (default: `event_delay`), `split=N`
+(SSE: send the body in N-byte pieces, each its own write and HTTP chunk, so events arrive cut
+mid-line as real networks deliver them) and `framing=close` (SSE: no transfer-encoding, the body
+ends when the connection closes). The body bytes of every streamed reply, as sent (after any
+compression, without chunk framing), are kept in `sent_bodies`, in order. On a JSON
 request `midstream_error` answers normally, and `cut` behaves like `truncated`; on an SSE
 request `truncated` behaves like `cut`. A request header `x-fake-usage: {"chat": {...}}`
 replaces entries of `usage` for that request only.
@@ -165,6 +169,8 @@ class Reply:
     send_bytes: int | None = None  # JSON: send only this much of the body, then close
     cut_after: int | None = None  # SSE: send this many events, then close
     drop: bool = False
+    split: int | None = None  # SSE: send the body in pieces of this many bytes
+    close_delimited: bool = False  # SSE: no chunked framing; the close ends the body
 
 
 @dataclass
@@ -271,6 +277,7 @@ class FakeUpstream:
         self._default_event_delay = event_delay
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._sent_bodies: list[bytearray] = []
         self._scenario = _Scenario()
         self.request_count = 0
         self.errors: list[str] = []  # faults of the fake itself; a test fixture may assert empty
@@ -295,12 +302,26 @@ class FakeUpstream:
         """Forget the recorded requests."""
         with self._lock:
             self._requests.clear()
+            self._sent_bodies.clear()
+
+    @property
+    def sent_bodies(self) -> list[bytes]:
+        """The body of every streamed reply so far, as sent (a cut one as far as it went)."""
+        with self._lock:
+            return [bytes(body) for body in self._sent_bodies]
+
+    def new_sent_body(self) -> bytearray:
+        body = bytearray()
+        with self._lock:
+            self._sent_bodies.append(body)
+        return body
 
     def reset(self) -> None:
         """Back to defaults: scenario ok, default usage and text, no key_status, no records."""
         with self._lock:
             self._scenario = _Scenario()
             self._requests.clear()
+            self._sent_bodies.clear()
         self.usage: dict[str, dict[str, Any]] = payloads.default_usage()
         self.key_status: dict[str, int] = {}
         self.response_models: dict[str, str] = {}  # request model -> model reported back
@@ -467,6 +488,7 @@ class FakeUpstream:
         reply.headers += payloads.provider_headers(provider, request_id)
         reply.delay = float(params.get("delay", self.event_delay))
         _apply(reply, name, params, api, headers)
+        _framing(reply, params)
         return reply, name
 
     def _choose(self, headers: Headers, key: str | None) -> tuple[str, dict[str, Any]]:
@@ -739,26 +761,62 @@ class _Connection(asyncio.Protocol):
 
     async def _write_events(self, reply: Reply, chunked: bool, keep: bool) -> bool:
         assert reply.events is not None
+        chunked = chunked and not reply.close_delimited
         headers = [*reply.headers, *([("transfer-encoding", "chunked")] if chunked else [])]
         self.write(_render(Reply(reply.status, headers), keep and chunked))
         packer = zlib.compressobj(reply.gzip_level, wbits=31) if reply.gzip_level else None
-        frame = _chunk if chunked else bytes
+        body = _BodyWriter(self, chunked, reply.split, self.fake.new_sent_body())
         for index, event in enumerate(reply.events):
             if reply.cut_after is not None and index >= reply.cut_after:
+                await body.flush()
                 return False
             if index and reply.delay:
                 await asyncio.sleep(reply.delay)
             data = event.data
             if packer is not None:
                 data = packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH)
-            self.write(frame(data))
-            await self.drain()
+            await body.write(data)
         if packer is not None:
-            self.write(frame(packer.flush()))
+            await body.write(packer.flush())
+        await body.flush()
         if chunked:
             self.write(b"0\r\n\r\n")
         await self.drain()
         return keep and chunked
+
+
+class _BodyWriter:
+    """Writes a streamed body: as given (one chunk per write), or re-cut in `split`-byte pieces
+    regardless of event boundaries; keeps a copy of every byte in `sent`."""
+
+    def __init__(
+        self, conn: _Connection, chunked: bool, split: int | None, sent: bytearray
+    ) -> None:
+        self.conn, self.chunked, self.split, self.sent = conn, chunked, split, sent
+        self.carry = b""
+
+    async def write(self, data: bytes) -> None:
+        self.sent += data
+        if self.split is None:
+            await self._piece(data)
+            return
+        self.carry += data
+        while len(self.carry) >= self.split:
+            piece, self.carry = self.carry[: self.split], self.carry[self.split :]
+            await self._piece(piece)
+
+    async def flush(self) -> None:
+        if self.carry:
+            piece, self.carry = self.carry, b""
+            await self._piece(piece)
+
+    async def _piece(self, data: bytes) -> None:
+        if not data:
+            return
+        self.conn.write(_chunk(data) if self.chunked else data)
+        await self.conn.drain()
+        if self.split is not None:
+            await asyncio.sleep(0.001)  # so that most pieces reach the proxy in reads of their own
 
 
 # --- helpers: scenario modifiers, HTTP framing -------------------------------------------------
@@ -793,6 +851,13 @@ def _apply(reply: Reply, name: str, params: dict[str, Any], api: str, headers: H
         else:
             error = payloads.midstream_error(api, keep)
         reply.events = [*events[:keep], payloads.Event(error)]
+
+
+def _framing(reply: Reply, params: dict[str, Any]) -> None:
+    """The wire-level parameters every scenario takes (see the module docstring)."""
+    if (split := params.get("split")) is not None:
+        reply.split = max(1, int(split))
+    reply.close_delimited = params.get("framing") == "close"
 
 
 def _gemini_json(doc: dict[str, Any], status: int = 200) -> Reply:
