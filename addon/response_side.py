@@ -49,6 +49,9 @@ class ResponseSide:
                     content_encoding=resp.headers.get("content-encoding"),
                     content_type=content_type,
                 )
+                if state.meter.decodes_for_client:  # compressed despite our identity request
+                    resp.headers.pop("content-encoding", None)
+                    resp.headers.pop("content-length", None)
                 resp.stream = state.meter.feed
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")

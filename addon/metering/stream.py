@@ -13,8 +13,10 @@ sends as nothing at all; several pieces go out as a list, one chunk each.
 With ``strip_injected_usage=True`` (the gateway added ``stream_options.include_usage`` to an
 OpenAI-style request whose client did not ask for it) the meter forwards whole SSE events only,
 holding back an incomplete tail, and drops exactly the usage-only chunk (non-null ``usage`` and
-``choices == []``); every other event goes out byte-for-byte. Stripping needs an uncompressed
-stream; for a content-encoded one the meter passes everything through.
+``choices == []``); every other event goes out byte-for-byte. The gateway asks upstreams for
+``identity``; should one compress such a stream anyway, the meter decodes it for the client
+(:attr:`StreamMeter.decodes_for_client`: the caller removes ``content-encoding`` before the
+headers leave), so the client still gets the upstream's bytes, decoded, minus that one chunk.
 
 For ``gemini.*`` apis the ``content_type`` picks the framing: ``text/event-stream`` (``alt=sse``)
 or ``application/json`` (a JSON array, split incrementally by brace balancing); without one,
@@ -65,19 +67,24 @@ class StreamMeter:
         self._decoder = decoder
         self._metering = decoder is not None
         can_strip = strip_injected_usage and self._handler.can_strip
-        self._strip = can_strip and isinstance(decoder, IdentityDecoder)
-        self._held = bytearray()  # strip mode: bytes received but not yet forwarded
+        self._strip = can_strip and decoder is not None
+        self.decodes_for_client = self._strip and not isinstance(decoder, IdentityDecoder)
+        self._held = bytearray()  # strip mode: (decoded) bytes received but not yet forwarded
         self._warned = False
         if decoder is None:
             self._state.extras["unmetered_encoding"] = content_encoding
         if can_strip and not self._strip:
             self._state.extras["usage_chunk_not_stripped"] = True
+        if self.decodes_for_client:
+            self._state.extras["decoded_for_client"] = content_encoding
 
     def feed(self, chunk: bytes) -> Forward:
         """Meter ``chunk`` (``b""`` = end of message); return the bytes to forward."""
         try:
             if self._strip:
                 return self._feed_stripping(chunk)
+            if self.decodes_for_client:  # stripping stopped; the client still needs plain bytes
+                return self._decode_only(chunk)
             self._meter(chunk)
             return _forward(chunk)
         except Exception:  # a stream callable must never raise (mitmproxy drops the chunk)
@@ -93,7 +100,6 @@ class StreamMeter:
         return self._state.result()
 
     def _feed_stripping(self, chunk: bytes) -> Forward:
-        self._held += chunk
         kept: list[bytes] = []
         consumed = 0
         for event, usage_only in self._meter(chunk):
@@ -115,16 +121,26 @@ class StreamMeter:
         handled: list[tuple[SseEvent, bool]] = []
         try:
             for piece in self._decoder.decode(chunk):
+                if self._strip:
+                    self._held += piece
+                if not self._metering:  # stopped: only decoding what the client still needs
+                    continue
                 handled += self._handle_all(self._splitter.feed(piece))
                 if self._splitter.pending_size > MAX_PENDING_BYTES:
                     self._stop("meter_overflow")
-                    return handled
         except ValueError:  # corrupt compressed data
             self._stop("undecodable_stream")
             return handled
-        if not chunk:
+        if not chunk and self._metering:
             handled += self._handle_all(self._splitter.flush())
         return handled
+
+    def _decode_only(self, chunk: bytes) -> Forward:
+        assert self._decoder is not None
+        try:
+            return _forward(b"".join(self._decoder.decode(chunk)))
+        except ValueError:  # corrupt: nothing more the client could read
+            return []
 
     def _handle_all(self, events: list[SseEvent]) -> list[tuple[SseEvent, bool]]:
         return [(event, self._handle(event)) for event in events]
@@ -144,7 +160,7 @@ class StreamMeter:
         self._splitter = self._new_splitter()
 
     def _fail(self, chunk: bytes) -> Forward:
-        held = bytes(self._held) if self._strip else chunk
+        held = bytes(self._held) if self._strip or self.decodes_for_client else chunk
         self._held = bytearray()
         self._strip = False
         self._stop("meter_error")

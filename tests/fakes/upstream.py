@@ -39,7 +39,8 @@ header). A mid-stream error is raw multi-line JSON on an SSE stream, one more el
     midstream_error  events=2            SSE: N content events, then a provider error event
     cut        events=3                  SSE: N events, then close without the last chunk
     large      size=5000000              ~size characters of generated text, usage as usual
-    gzip       level=6                   content-encoding gzip when accept-encoding allows it
+    gzip       level=6 force=0           content-encoding gzip when accept-encoding allows it
+                                         (force=1: whatever the request said)
 
 Every scenario takes `delay=SECONDS` between SSE events (default: `event_delay`), `split=N`
 (SSE: send the body in N-byte pieces, each its own write and HTTP chunk, so events arrive cut
@@ -835,7 +836,7 @@ def _apply(reply: Reply, name: str, params: dict[str, Any], api: str, headers: H
     events = reply.events
     if name == "slow":
         reply.wait = float(params.get("seconds", 1.0))
-    elif name == "gzip" and accepts_gzip(headers):
+    elif name == "gzip" and (accepts_gzip(headers) or params.get("force")):
         reply.gzip_level = int(params.get("level", 6))
         reply.headers.append(("content-encoding", "gzip"))
     elif name in ("cut", "truncated") and events is not None:

@@ -11,6 +11,7 @@ one usage record carrying the upstream's numbers.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 import ssl
@@ -301,11 +302,12 @@ class Format:
     expected: Callable[[bytes], bytes] = bytes  # the client's bytes, from the upstream's
     usage: tuple[int, int] = (CHAT["prompt_tokens"], CHAT["completion_tokens"])
     byte_by_byte: bool = False  # also send the body one byte per chunk (slow: the fragile ones)
+    scenario: str = "ok"
 
     @property
     def framings(self) -> list[str]:
         cuts = ["ok; split=1"] if self.byte_by_byte else []
-        return [*FRAMINGS, *cuts]
+        return [f.replace("ok", self.scenario, 1) for f in [*FRAMINGS, *cuts]]
 
 
 GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
@@ -320,6 +322,14 @@ FORMATS = [
         {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
         without_usage_chunk,
         byte_by_byte=True,
+    ),
+    Format(  # an upstream that compresses although the gateway asked for identity
+        "chat-injected-usage-gzip",
+        "openai",
+        "/chat/completions",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
+        lambda sent: without_usage_chunk(gzip.decompress(sent)),
+        scenario="gzip; force=1",
     ),
     Format(
         "chat-asked-usage",

@@ -460,26 +460,59 @@ def test_strip_is_ignored_for_apis_without_an_injected_usage_chunk() -> None:
         assert meter.result().extras == {}
 
 
-def test_strip_needs_an_uncompressed_stream() -> None:
-    compressed = gzip.compress(b"".join(chat_events(with_usage=True)))
-    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding="gzip")
-    forwarded, result = run(meter, compressed)
-    assert b"".join(forwarded) == compressed
-    assert result.usage == Usage(12, 0, 0, 0, 2, 0)
-    assert result.extras == {"usage_chunk_not_stripped": True}
-
-
 def raw_deflate(data: bytes) -> bytes:
     compressor = zlib.compressobj(wbits=-15)
     return compressor.compress(data) + compressor.flush()
 
 
+DECOMPRESSORS = {"gzip": gzip.decompress, "zstd": zstd.decompress}
 COMPRESSORS = {
     "gzip": gzip.compress,
     "deflate": zlib.compress,
     "br": brotli.compress,
     "zstd": zstd.compress,
 }
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_strip_of_a_compressed_stream_decodes_it_for_the_client(encoding: str) -> None:
+    events = chat_events(with_usage=True)
+    plain = b"".join(events)
+    compressed = COMPRESSORS[encoding](plain)
+    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding=encoding)
+    assert meter.decodes_for_client  # the hook then drops content-encoding
+    forwarded, result = run(meter, compressed, cuts=list(range(3, len(compressed), 3)))
+    assert b"".join(forwarded) == b"".join(events[:4] + events[5:])
+    assert result.usage == Usage(12, 0, 0, 0, 2, 0)
+    assert result.extras == {"decoded_for_client": encoding}
+
+
+def test_a_compressed_stream_that_needs_no_strip_passes_through_compressed() -> None:
+    compressed = gzip.compress(b"".join(chat_events(with_usage=True)))
+    meter = StreamMeter("openai.chat", content_encoding="gzip")
+    assert not meter.decodes_for_client
+    forwarded, _ = run(meter, compressed)
+    assert b"".join(forwarded) == compressed
+
+
+def test_a_decoded_stream_still_reaches_the_client_after_metering_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream_module, "MAX_PENDING_BYTES", 64)
+    events = chat_events(with_usage=True)
+    plain = b"".join(events)
+    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding="gzip")
+    forwarded, result = run(meter, gzip.compress(plain), cuts=list(range(5, 4000, 5)))
+    assert b"".join(forwarded) == plain  # too big to meter: nothing stripped, nothing lost
+    assert result.extras.get("meter_overflow")
+
+
+def test_an_unknown_encoding_cannot_be_stripped_and_passes_through() -> None:
+    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding="compress")
+    assert not meter.decodes_for_client
+    forwarded, result = run(meter, b"\x1f\x9dnot really")
+    assert b"".join(forwarded) == b"\x1f\x9dnot really"
+    assert result.extras["usage_chunk_not_stripped"] is True
 
 
 @pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
@@ -568,6 +601,8 @@ CASES = st.sampled_from(
         ("openai.chat", CRLF_CHAT, True, None),
         ("openai.chat", CR_CHAT, True, None),
         ("openai.chat", gzip.compress(CRLF_CHAT), False, "gzip"),
+        ("openai.chat", gzip.compress(CRLF_CHAT), True, "gzip"),  # decoded for the client
+        ("openai.completions", zstd.compress(STREAMS["openai.chat"]), True, "zstd"),
         ("anthropic.messages", brotli.compress(STREAMS["anthropic.messages"]), False, "br"),
         ("openai.responses", zstd.compress(STREAMS["openai.responses"]), False, "zstd"),
     ]
@@ -590,7 +625,11 @@ def test_any_chunking_gives_the_same_result_and_bytes(
     assert b"".join(pieces) == b"".join(whole)
     assert expected.usage is not None
     assert expected.output_text
-    if strip:
-        assert len(b"".join(whole)) < len(stream)
+    if strip:  # exactly the usage-only chunk is gone (from the decoded bytes, if compressed)
+        plain = DECOMPRESSORS[encoding](stream) if encoding else stream
+        sep = b"\r\n\r\n" if b"\r\n\r\n" in plain else b"\n\n" if b"\n\n" in plain else b"\r\r"
+        usage_only = [e for e in plain.split(sep) if b'"choices": []' in e and b'"usage": {' in e]
+        assert len(usage_only) == 1
+        assert b"".join(pieces) == plain.replace(usage_only[0] + sep, b"", 1)
     else:
         assert b"".join(pieces) == stream
