@@ -14,7 +14,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from addon import options
+from addon import admin, options
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector
 from addon.providers.registry import BUILTIN
@@ -36,6 +36,7 @@ class Gateway(RequestSide, ResponseSide):
         self.injector = KeyInjector(self.states)
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.admin: admin.AdminServer | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -45,6 +46,43 @@ class Gateway(RequestSide, ResponseSide):
     def configure(self, updated: set[str]) -> None:
         self._start_runtime(updated)
         self._proxy_defaults(updated)
+        if "tollkeeper_admin" in updated:
+            self._check_admin_option()
+            if self._loop is not None:  # running: apply the change now (else in `running`)
+                self._start_admin()
+
+    @staticmethod
+    def _check_admin_option() -> tuple[str, int] | None:
+        try:
+            return admin.parse_address(ctx.options.tollkeeper_admin)
+        except ValueError as e:
+            raise exceptions.OptionsError(f"tollkeeper: {e}") from e
+
+    def _start_admin(self) -> None:
+        address = self._check_admin_option()
+        if self.admin is not None:
+            if self.admin.address == address:
+                return
+            self.admin.stop()
+            self.admin = None
+        if address is None or self.runtime is None:
+            return
+        home = self.runtime.config.settings.home
+        token = admin.load_token(home, required=not admin.is_loopback(address[0]))
+        try:
+            self.admin = admin.AdminServer(
+                address, token=token, checks=self._readiness, metrics=self._metrics
+            ).start()
+        except OSError as e:  # the proxy serves on without it; say so, but not as an ERROR
+            log.warning("tollkeeper: admin listener on %s:%s not started: %s", *address, e)
+
+    def _readiness(self) -> dict[str, str]:
+        runtime = self.runtime
+        return runtime.readiness() if runtime is not None else {"runtime": "not started"}
+
+    def _metrics(self) -> bytes:
+        runtime = self.runtime
+        return runtime.metrics.render() if runtime is not None else b""
 
     def _start_runtime(self, updated: set[str]) -> None:
         if self.runtime is not None and not updated & options.OPTION_NAMES:
@@ -93,6 +131,7 @@ class Gateway(RequestSide, ResponseSide):
         self._loop = ctx.master.event_loop
         if ctx.master.addons.get(self.injector.name) is None:
             ctx.master.addons.add(self.injector)
+        self._start_admin()
 
     def done(self) -> None:
         for state in list(self.states.values()):
@@ -102,6 +141,9 @@ class Gateway(RequestSide, ResponseSide):
         self.states.clear()
         if ctx.master.addons.get(self.injector.name) is not None:
             ctx.master.addons.remove(self.injector)
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None

@@ -156,6 +156,11 @@ class KeyCache:
         if hosts_changed and self.on_registry_change is not None:
             self.on_registry_change()
 
+    @property
+    def failing(self) -> bool:
+        """True while refreshing from the database fails (the snapshot is getting stale)."""
+        return self._failing
+
     def load_one(self, key_id: str) -> KeyInfo | None:
         with Session(self._engine) as s:
             row = s.get(VirtualKey, key_id)

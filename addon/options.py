@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from addon import settings
+from addon import admin, settings
 
 OPTION_NAMES = frozenset(
     {
@@ -27,6 +27,13 @@ class Config:
 
 
 def declare(loader: Any) -> None:
+    loader.add_option(
+        "tollkeeper_admin",
+        str,
+        admin.DEFAULT,
+        "admin listener (/healthz, /readyz, /metrics): HOST:PORT, or off; beyond loopback it "
+        "needs a bearer token ($TOLLKEEPER_ADMIN_TOKEN or admin.token in the home)",
+    )
     loader.add_option(
         "tollkeeper_home",
         str,

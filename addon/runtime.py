@@ -6,14 +6,17 @@ Built once per configuration in ``configure`` and stopped in ``done`` (also on h
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import cast
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.keycache import KeyCache
+from addon.metrics import GatewayMetrics, LiveState
 from addon.options import Config
-from addon.pool import Pool
+from addon.pool import Health, Pool
 from addon.pricing.codec import price_from_json
 from addon.pricing.table import PriceBook
 from addon.records import UsageDraft, finish
@@ -40,7 +43,9 @@ class Runtime:
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
-        self.writer = UsageWriter(self.engine, Spool(s.spool_path), self._finish)
+        self.spool = Spool(s.spool_path)
+        self.writer = UsageWriter(self.engine, self.spool, self._finish)
+        self.metrics = GatewayMetrics(self._live)
         self.cache.on_refresh = self._reload_prices
 
     def _reload_prices(self, session: Session) -> None:
@@ -52,7 +57,57 @@ class Runtime:
             )
 
     def _finish(self, draft: object) -> UsageRow:
-        return finish(cast(UsageDraft, draft), self.prices)
+        d = cast(UsageDraft, draft)
+        row = finish(d, self.prices)
+        try:
+            self.metrics.observe(d, row)
+        except Exception:
+            log.exception("tollkeeper: could not update the metrics for a record")
+        return row
+
+    def _live(self) -> LiveState:
+        now = datetime.now(UTC)
+        keys = tuple(
+            (k.provider, k.label, self._key_state(self.pool.health(k), now))
+            for keys in self.cache.real_keys.values()
+            for k in keys
+        )
+        spool = self.spool.path
+        return LiveState(
+            writer_queue_depth=self.writer.queue_depth,
+            spool_bytes=spool.stat().st_size if spool.exists() else 0,
+            records_written=self.writer.written,
+            real_keys=keys,
+        )
+
+    @staticmethod
+    def _key_state(health: Health, now: datetime) -> str:
+        until = health.cooldown_until
+        if health.status == "healthy" and until is not None and until > now:
+            return "cooling"
+        return health.status
+
+    def readiness(self) -> dict[str, str]:
+        """Each check: "ok" or what is wrong (the admin listener's /readyz)."""
+        checks = {"database": self._database_check()}
+        checks["spool"] = "ok" if not self.spool.pending() else "records wait in the spool"
+        checks["keys"] = "stale: refreshing from the database fails" if self.cache.failing else "ok"
+        now = datetime.now(UTC)
+        for provider, keys in sorted(self.cache.real_keys.items()):
+            states = [self._key_state(self.pool.health(k), now) for k in keys]
+            usable = states.count("healthy")
+            checks[f"real_keys:{provider}"] = (
+                "ok" if usable else f"no usable key ({len(keys)} configured: {', '.join(states)})"
+            )
+        return checks
+
+    def _database_check(self) -> str:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("select 1"))
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            return f"unreachable: {type(e).__name__}"
+        return "ok"
 
     def start(self) -> None:
         self.cache.start()

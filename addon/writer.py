@@ -65,6 +65,10 @@ class UsageWriter:
         self._last_retry = 0.0
         self.written = 0
 
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     def start(self) -> None:
         self._thread.start()
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 
 import addon
+from addon.admin import DEFAULT as ADMIN_DEFAULT
+from addon.admin import parse_address
 from cli.context import App, UserError, pass_app, safe_url
 
 OPENAI_UPSTREAM = "https://api.openai.com"
@@ -47,9 +49,15 @@ def build_command(
     anthropic_port: int | None,
     web_port: int | None,
     extra: tuple[str, ...],
+    admin: str | None = None,
 ) -> list[str]:
     """The mitmproxy command line: one regular listener plus the reverse listeners asked for."""
-    ports = [p for p in (port, openai_port, anthropic_port, web_port) if p is not None]
+    try:
+        admin_address = parse_address(admin if admin is not None else ADMIN_DEFAULT)
+    except ValueError as e:
+        raise UserError(str(e).replace("tollkeeper_admin", "--admin")) from e
+    admin_port = admin_address[1] if admin_address else None
+    ports = [p for p in (port, openai_port, anthropic_port, web_port, admin_port) if p is not None]
     if len(ports) != len(set(ports)):
         raise UserError(f"ports must differ (got {', '.join(map(str, ports))})")
     command = [tool, "-s", str(gateway_script()), "--mode", f"regular@{host}:{port}"]
@@ -59,6 +67,8 @@ def build_command(
         command += ["--mode", f"reverse:{ANTHROPIC_UPSTREAM}@{host}:{anthropic_port}"]
     if web_port is not None:  # the UI stays on mitmweb's default host, 127.0.0.1
         command += ["--set", f"web_port={web_port}"]
+    if admin is not None:
+        command += ["--set", f"tollkeeper_admin={admin}"]
     return command + list(extra)
 
 
@@ -81,6 +91,11 @@ def _settings_env(app: App) -> dict[str, str]:
 )
 @click.option("--web", is_flag=True, help="Run mitmweb (flows in the browser) instead of mitmdump.")
 @click.option("--web-port", type=PORT, default=8090, show_default=True, help="mitmweb's UI port.")
+@click.option(
+    "--admin",
+    metavar="HOST:PORT|off",
+    help=f"Admin listener: /healthz, /readyz, /metrics (default {ADMIN_DEFAULT}).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
@@ -92,6 +107,7 @@ def serve(
     anthropic_port: int | None,
     web: bool,
     web_port: int,
+    admin: str | None,
     dry_run: bool,
     mitmproxy_args: tuple[str, ...],
 ) -> None:
@@ -109,6 +125,7 @@ def serve(
         anthropic_port=anthropic_port,
         web_port=web_port if web else None,
         extra=mitmproxy_args,
+        admin=admin,
     )
     env = _settings_env(app)
     if dry_run:

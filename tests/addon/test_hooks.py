@@ -69,6 +69,7 @@ def gateway(seeded, tk_home):
             tollkeeper_db=f"sqlite:///{db}",
             tollkeeper_home=str(tk_home),
             tollkeeper_probe_upstream=False,
+            tollkeeper_admin="off",
         )
         gw.running()
         yield gw

@@ -70,10 +70,21 @@ def test_global_settings_are_passed_in_the_environment_without_passwords(run_cli
         (["--web", "--web-port", "8081", "--openai-port", "8081"], "ports must differ"),
         (["--port", "0"], "Invalid value for '--port'"),
         (["--port", "70000"], "Invalid value for '--port'"),
+        (["--admin", "127.0.0.1:8080"], "ports must differ"),
+        (["--port", "8089"], "ports must differ"),  # the admin listener's default
+        (["--admin", "8089"], "--admin must be HOST:PORT or off"),
     ],
 )
 def test_bad_ports_fail_in_one_line(run_cli, one_line_error, args, fragment):
     one_line_error(run_cli("serve", "--dry-run", *args), fragment)
+
+
+def test_admin_listener_address_goes_to_the_addon(run_cli):
+    words = _command(run_cli, "--admin", "127.0.0.1:9100")
+    assert words[words.index("tollkeeper_admin=127.0.0.1:9100") - 1] == "--set"
+    assert "tollkeeper_admin=off" in _command(run_cli, "--admin", "off")
+    assert not [w for w in _command(run_cli) if w.startswith("tollkeeper_admin")]
+    assert _command(run_cli, "--port", "8089", "--admin", "off")
 
 
 def test_real_run_execs_mitmproxy(run_cli, monkeypatch):

@@ -112,9 +112,9 @@ class GatewayProcess:
     def _pick_ports(self) -> None:
         targets = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
         ports: set[int] = set()
-        while len(ports) < 1 + len(self.reverse):
+        while len(ports) < 2 + len(self.reverse):
             ports.add(free_port())
-        self.port, *others = sorted(ports)
+        self.port, self.admin_port, *others = sorted(ports)
         self.reverse_ports = dict(zip(self.reverse, others, strict=True))
         self.modes = [f"regular@127.0.0.1:{self.port}"] + [
             f"reverse:{targets[n]}@127.0.0.1:{p}" for n, p in self.reverse_ports.items()
@@ -127,6 +127,15 @@ class GatewayProcess:
     @property
     def ca_cert(self) -> str:
         return str(self.confdir / "mitmproxy-ca-cert.pem")
+
+    @property
+    def _own_admin(self) -> bool:
+        """The test sets the admin listener itself."""
+        return any("tollkeeper_admin=" in a for a in self.extra_args)
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def reverse_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.reverse_ports[name]}"
@@ -152,6 +161,8 @@ class GatewayProcess:
             "--set",
             "tollkeeper_refresh_ms=200",
         ]
+        if not self._own_admin:  # mitmdump breaks on a deferred option given twice
+            args += ["--set", f"tollkeeper_admin=127.0.0.1:{self.admin_port}"]
         for m in self.modes:
             args += ["--mode", m]
         args += self.extra_args
@@ -164,7 +175,8 @@ class GatewayProcess:
                 cwd=self.workdir,
             )
         deadline = time.monotonic() + 30
-        ports = [self.port, *self.reverse_ports.values()]
+        admin = [] if self._own_admin else [self.admin_port]
+        ports = [self.port, *admin, *self.reverse_ports.values()]
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = self.log()
