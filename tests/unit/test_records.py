@@ -196,6 +196,16 @@ def test_gateway_error_kind_wins_over_the_meters() -> None:
     assert finish(d, BOOK).error_kind == "stream_error:overloaded_error"
 
 
+def test_usage_reported_with_a_stream_error_is_kept_not_estimated() -> None:
+    usage = Usage(input_tokens=43, output_tokens=10, reasoning_tokens=11)
+    final = MeterResult(usage=usage, error_kind="stream_error:400", usage_final=True)
+    r = finish(draft(result=final), BOOK)
+    assert (r.input_tokens, r.output_tokens, r.reasoning_tokens) == (43, 10, 11)
+    assert not r.estimated and r.error_kind == "stream_error:400"
+    partial = MeterResult(usage=usage, error_kind="stream_error:400", output_text="x" * 400)
+    assert finish(draft(result=partial), BOOK).estimated
+
+
 def test_extras_from_meter_and_draft_are_merged_into_json() -> None:
     d = draft(
         result=MeterResult(usage=Usage(), extras={"service_tier": "default", "n": 1}),
