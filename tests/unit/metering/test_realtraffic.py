@@ -1,0 +1,188 @@
+"""Real provider traffic (``../shared/realtraffic``) through the meters, as the gateway runs
+them: buffered bodies through ``parse_response``, streams through ``StreamMeter`` (one event
+per chunk, and cut at offsets hypothesis picks), then the usage record ``records.finish``
+builds. The client's bytes and the record must match the case."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from fakes.replay import SKIP_REASON, Case, event_cuts, load_cases, pieces, plain_event_ends
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from addon.metering.json_usage import parse_response
+from addon.metering.stream import StreamMeter
+from addon.metering.usage import MeterResult
+from addon.pricing.table import PriceBook
+from addon.providers.base import Provider
+from addon.providers.registry import BUILTIN
+from addon.records import BILLABLE_APIS, UsageDraft, finish
+from addon.request_side import INCLUDE_USAGE_APIS
+from addon.store.rows import UsageRow
+
+CASES = load_cases()
+pytestmark = pytest.mark.skipif(not CASES, reason=SKIP_REASON)
+BOOK = PriceBook.bundled()
+TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+
+
+def ids(cases: list[Case]) -> list[str]:
+    return [c.id for c in cases]
+
+
+def provider_and_api(case: Case) -> tuple[Provider, str]:
+    provider = BUILTIN.by_host(case.host)
+    assert provider is not None, case.host
+    return provider, provider.api_for(case.method, case.path)
+
+
+def is_streamed(case: Case, api: str) -> bool:
+    """As ``response_side.responseheaders`` decides."""
+    return case.is_sse or api == "gemini.stream"
+
+
+def strips_usage(case: Case) -> bool:
+    """The gateway injects ``include_usage`` (and strips its chunk) for this request."""
+    provider, api = provider_and_api(case)
+    try:
+        asked_stream = json.loads(case.request_body).get("stream") is True
+    except ValueError:
+        asked_stream = False
+    return (
+        provider.stream_usage_opt_in
+        and api in INCLUDE_USAGE_APIS
+        and asked_stream
+        and not case.client_asked_usage
+    )
+
+
+def client_bytes_expected(case: Case) -> bytes:
+    """The recorded body, minus usage-only chunks when the gateway strips them."""
+    body = case.response_body
+    if not strips_usage(case) or case.content_encoding:
+        return body
+    bounds = [0, *plain_event_ends(body, sse=True)]
+    if bounds[-1] < len(body):
+        bounds.append(len(body))
+    events = [body[a:b] for a, b in pairwise(bounds)]
+    return b"".join(e for e in events if not _usage_only(e))
+
+
+def _usage_only(event: bytes) -> bool:
+    for line in event.decode("utf-8", "replace").splitlines():
+        if line.startswith("data:"):
+            try:
+                obj = json.loads(line[5:])
+            except ValueError:
+                return False
+            return (
+                isinstance(obj, dict) and obj.get("usage") is not None and obj.get("choices") == []
+            )
+    return False
+
+
+def meter_stream(case: Case, chunks: list[bytes]) -> tuple[bytes, MeterResult]:
+    _, api = provider_and_api(case)
+    meter = StreamMeter(
+        api,
+        strip_injected_usage=strips_usage(case),
+        content_encoding=case.content_encoding,
+        content_type=case.content_type,
+    )
+    out = bytearray()
+    for chunk in [*chunks, b""]:
+        forwarded = meter.feed(chunk)
+        assert forwarded != b"", "an empty bytes would end an HTTP/1.1 chunked body"
+        out += forwarded if isinstance(forwarded, bytes) else b"".join(forwarded)
+    return bytes(out), meter.result()
+
+
+def record(case: Case, result: MeterResult) -> UsageRow:
+    """The usage record the gateway builds (``response_side.response`` → ``finish``)."""
+    provider, api = provider_and_api(case)
+    draft = UsageDraft(
+        request_id=case.id,
+        created_at=datetime.now(UTC),
+        provider=provider.name,
+        api=api,
+        endpoint=case.path.split("?", 1)[0],
+        requested_model=_requested_model(case),
+        status_code=case.status,
+        error_kind=f"upstream_{case.status}" if case.status >= 400 else None,
+        forwarded=True,
+        result=result,
+        request_body=case.request_body if api in BILLABLE_APIS else None,
+    )
+    return finish(draft, BOOK)
+
+
+def _requested_model(case: Case) -> str | None:
+    try:
+        model = json.loads(case.request_body).get("model")
+    except (ValueError, AttributeError):
+        return None
+    return model if isinstance(model, str) else None
+
+
+def check_record(case: Case, row: UsageRow) -> None:
+    expected, mode = case.expected, case.expected["mode"]
+    got = {name: getattr(row, name) for name in (*TOKENS, "reasoning_tokens")}
+    if mode == "exact":
+        want = {name: expected[name] for name in (*TOKENS, "reasoning_tokens")}
+        assert got == want, f"{case.id}: {expected['how']}"
+        assert not row.estimated, case.id
+    elif mode == "estimated":
+        assert row.estimated, case.id
+        assert row.input_tokens > 0 and row.output_tokens > 0, case.id
+    elif mode == "error":
+        assert row.status_code == case.status and row.error_kind, case.id
+        assert set(got.values()) == {0} and not row.estimated, case.id
+    elif mode == "free":
+        assert row.cost_picousd == 0 and not row.estimated, case.id
+        assert set(got.values()) == {0}, case.id
+    else:
+        raise AssertionError(f"{case.id}: unknown mode {mode}")
+
+
+BUFFERED = [c for c in CASES if not is_streamed(c, provider_and_api(c)[1])]
+STREAMED = [c for c in CASES if is_streamed(c, provider_and_api(c)[1])]
+
+
+@pytest.mark.parametrize("case", BUFFERED, ids=ids(BUFFERED))
+def test_buffered_response_is_metered_as_recorded(case: Case) -> None:
+    _, api = provider_and_api(case)
+    check_record(case, record(case, parse_response(api, case.plain_body)))
+
+
+@pytest.mark.parametrize("case", STREAMED, ids=ids(STREAMED))
+def test_stream_one_event_per_chunk(case: Case) -> None:
+    sent, result = meter_stream(case, pieces(case.response_body, event_cuts(case)))
+    assert sent == client_bytes_expected(case), case.id
+    check_record(case, record(case, result))
+
+
+@pytest.mark.parametrize("case", STREAMED, ids=ids(STREAMED))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_stream_cut_anywhere(case: Case, data: Any) -> None:
+    size = len(case.response_body)
+    cuts = data.draw(st.lists(st.integers(1, max(1, size - 1)), max_size=40), label="cuts")
+    sent, result = meter_stream(case, pieces(case.response_body, cuts))
+    assert sent == client_bytes_expected(case), case.id
+    check_record(case, record(case, result))
+
+
+def test_the_recorded_cases_cover_every_framing() -> None:
+    """Guards the parametrisation: a loader bug must not silently test nothing."""
+    assert len(BUFFERED) + len(STREAMED) == len(CASES) >= 100
+    assert any(c.content_encoding for c in STREAMED)
+    assert any(not c.is_sse for c in STREAMED)  # Gemini JSON arrays
