@@ -1,188 +1,22 @@
-"""Recorded provider exchanges (``../shared/realtraffic/cases``) and a loopback HTTP/1.1
-server that replays them.
+"""A loopback HTTP/1.1 server that replays recorded provider responses.
 
-A :class:`Case` is one real request/response pair (see the folder's README). Its body can be
-cut into pieces three ways: :func:`event_cuts` (one SSE event or one JSON-array element per
-piece; for a compressed body, the compressed offsets at which each event is complete),
-:func:`random_cuts` (arbitrary offsets), or not at all. :class:`ReplayUpstream` answers each
-request with the response it was armed with, sending each piece as its own write (and, when
-chunked, its own HTTP chunk), or close-delimited; it records every request it saw.
+:class:`ReplayUpstream` answers each request with the next :class:`Reply` it was armed with:
+the recorded status, headers and body bytes, sent with a content-length, or chunked with each
+piece (see ``recorded.pieces``) its own write and its own HTTP chunk, or close-delimited with
+each piece its own write. It keeps connections alive (HTTP/1.1) unless the reply is
+close-delimited, and records every request it saw.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import random
 import socket
 import threading
-import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES_DIR = ROOT.parent / "shared" / "realtraffic" / "cases"
-SKIP_REASON = f"no recorded provider traffic at {CASES_DIR} (it lives outside the project)"
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    provider: str
-    host: str
-    api: str
-    stream: bool
-    method: str
-    path: str
-    request_headers: dict[str, str]
-    request_body: bytes
-    client_asked_usage: bool
-    status: int
-    response_headers: dict[str, str]
-    response_body: bytes  # as recorded: compressed where content-encoding says so
-    expected: dict[str, Any]
-
-    @property
-    def content_encoding(self) -> str | None:
-        return self.response_headers.get("content-encoding")
-
-    @property
-    def content_type(self) -> str:
-        return self.response_headers.get("content-type", "")
-
-    @property
-    def plain_body(self) -> bytes:
-        """The response body decompressed."""
-        return decompress(self.response_body, self.content_encoding)
-
-    @property
-    def is_sse(self) -> bool:
-        return "event-stream" in self.content_type
-
-
-def load_case(path: Path) -> Case:
-    doc = json.loads(path.read_text())
-    req, resp = doc["request"], doc["response"]
-    return Case(
-        id=doc["id"],
-        provider=doc["provider"],
-        host=doc["host"],
-        api=doc["api"],
-        stream=bool(doc["stream"]),
-        method=req["method"],
-        path=req["path"],
-        request_headers={k.lower(): v for k, v in req["headers"].items()},
-        request_body=base64.b64decode(req["body_b64"]),
-        client_asked_usage=bool(req.get("client_asked_usage")),
-        status=int(resp["status"]),
-        response_headers={k.lower(): v for k, v in resp["headers"].items()},
-        response_body=base64.b64decode(resp["body_b64"]),
-        expected=doc["expected"],
-    )
-
-
-def load_cases() -> list[Case]:
-    """Every recorded case, sorted by id; empty when the folder is absent."""
-    if not CASES_DIR.is_dir():
-        return []
-    return [load_case(p) for p in sorted(CASES_DIR.glob("*.json"))]
-
-
-def decompress(body: bytes, encoding: str | None) -> bytes:
-    if encoding in (None, "", "identity"):
-        return body
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompress(body, wbits=47)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    raise ValueError(f"no decoder for {encoding!r} in the replay helpers")
-
-
-# -- where a body may be cut -------------------------------------------------------------------
-
-
-def plain_event_ends(body: bytes, sse: bool) -> list[int]:
-    """Offsets just past each SSE event (its blank line) or each top-level JSON-array element
-    (and its separator), in an uncompressed body."""
-    return _sse_ends(body) if sse else _json_array_ends(body)
-
-
-def _sse_ends(body: bytes) -> list[int]:
-    ends, i = [], 0
-    while i < len(body):
-        found = [(body.find(sep, i), sep) for sep in (b"\r\n\r\n", b"\n\n", b"\r\r")]
-        found = [(at, sep) for at, sep in found if at >= 0]
-        if not found:
-            break
-        at, sep = min(found)
-        i = at + len(sep)
-        ends.append(i)
-    return ends
-
-
-def _json_array_ends(body: bytes) -> list[int]:
-    ends, depth, in_string, escaped = [], 0, False, False
-    for i, byte in enumerate(body):
-        ch = chr(byte)
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-            if depth == 1 and ch == "}":
-                ends.append(i + 1)
-    return ends
-
-
-def event_cuts(case: Case) -> list[int]:
-    """Offsets in the recorded (maybe compressed) body that end one event each."""
-    plain_ends = plain_event_ends(case.plain_body, case.is_sse)
-    if case.content_encoding in (None, "", "identity"):
-        return _inner(plain_ends, len(case.response_body))
-    return _inner(_compressed_offsets(case, plain_ends), len(case.response_body))
-
-
-def _compressed_offsets(case: Case, plain_ends: list[int]) -> list[int]:
-    """For each plain offset, the first compressed offset whose bytes decode past it."""
-    wbits = 47 if case.content_encoding in ("gzip", "x-gzip") else 15
-    decoder = zlib.decompressobj(wbits=wbits)
-    out, produced, want = [], 0, iter(plain_ends)
-    target = next(want, None)
-    for i in range(len(case.response_body)):
-        produced += len(decoder.decompress(case.response_body[i : i + 1]))
-        while target is not None and produced >= target:
-            out.append(i + 1)
-            target = next(want, None)
-    return out
-
-
-def random_cuts(size: int, rng: random.Random, pieces: int = 12) -> list[int]:
-    """Up to ``pieces - 1`` arbitrary offsets inside ``size`` bytes, some one byte apart."""
-    if size < 2:
-        return []
-    cuts = {rng.randrange(1, size) for _ in range(pieces - 1)}
-    cuts |= {c + 1 for c in list(cuts)[:2] if c + 1 < size}
-    return sorted(cuts)
-
-
-def _inner(cuts: list[int], size: int) -> list[int]:
-    return sorted({c for c in cuts if 0 < c < size})
-
-
-def pieces(body: bytes, cuts: list[int]) -> list[bytes]:
-    """``body`` cut at ``cuts``; never an empty piece."""
-    bounds = [0, *_inner(cuts, len(body)), len(body)]
-    return [body[a:b] for a, b in pairwise(bounds) if b > a]
-
-
-# -- the server --------------------------------------------------------------------------------
+from fakes.recorded import Case, pieces
 
 
 @dataclass(frozen=True)
@@ -226,8 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _any(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        # http.server collapses a leading "//" in self.path; the request line keeps it
+        target = self.requestline.split(" ")[1]
         seen = SeenRequest(
-            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            self.command, target, {k.lower(): v for k, v in self.headers.items()}, body
         )
         state = self.server.state
         with state.lock:

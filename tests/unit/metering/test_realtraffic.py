@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import Any
 
 import pytest
-from fakes.replay import SKIP_REASON, Case, event_cuts, load_cases, pieces, plain_event_ends
+from fakes.recorded import (
+    SKIP_REASON,
+    Case,
+    check_record,
+    event_cuts,
+    expected_client_bytes,
+    load_cases,
+    pieces,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,12 +30,11 @@ from addon.providers.base import Provider
 from addon.providers.registry import BUILTIN
 from addon.records import BILLABLE_APIS, UsageDraft, finish
 from addon.request_side import INCLUDE_USAGE_APIS
-from addon.store.rows import UsageRow
+from addon.store.rows import UsageRow, as_dict
 
 CASES = load_cases()
 pytestmark = pytest.mark.skipif(not CASES, reason=SKIP_REASON)
 BOOK = PriceBook.bundled()
-TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
 
 
 def ids(cases: list[Case]) -> list[str]:
@@ -59,31 +65,6 @@ def strips_usage(case: Case) -> bool:
         and asked_stream
         and not case.client_asked_usage
     )
-
-
-def client_bytes_expected(case: Case) -> bytes:
-    """The recorded body, minus usage-only chunks when the gateway strips them."""
-    body = case.response_body
-    if not strips_usage(case) or case.content_encoding:
-        return body
-    bounds = [0, *plain_event_ends(body, sse=True)]
-    if bounds[-1] < len(body):
-        bounds.append(len(body))
-    events = [body[a:b] for a, b in pairwise(bounds)]
-    return b"".join(e for e in events if not _usage_only(e))
-
-
-def _usage_only(event: bytes) -> bool:
-    for line in event.decode("utf-8", "replace").splitlines():
-        if line.startswith("data:"):
-            try:
-                obj = json.loads(line[5:])
-            except ValueError:
-                return False
-            return (
-                isinstance(obj, dict) and obj.get("usage") is not None and obj.get("choices") == []
-            )
-    return False
 
 
 def meter_stream(case: Case, chunks: list[bytes]) -> tuple[bytes, MeterResult]:
@@ -129,26 +110,6 @@ def _requested_model(case: Case) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def check_record(case: Case, row: UsageRow) -> None:
-    expected, mode = case.expected, case.expected["mode"]
-    got = {name: getattr(row, name) for name in (*TOKENS, "reasoning_tokens")}
-    if mode == "exact":
-        want = {name: expected[name] for name in (*TOKENS, "reasoning_tokens")}
-        assert got == want, f"{case.id}: {expected['how']}"
-        assert not row.estimated, case.id
-    elif mode == "estimated":
-        assert row.estimated, case.id
-        assert row.input_tokens > 0 and row.output_tokens > 0, case.id
-    elif mode == "error":
-        assert row.status_code == case.status and row.error_kind, case.id
-        assert set(got.values()) == {0} and not row.estimated, case.id
-    elif mode == "free":
-        assert row.cost_picousd == 0 and not row.estimated, case.id
-        assert set(got.values()) == {0}, case.id
-    else:
-        raise AssertionError(f"{case.id}: unknown mode {mode}")
-
-
 BUFFERED = [c for c in CASES if not is_streamed(c, provider_and_api(c)[1])]
 STREAMED = [c for c in CASES if is_streamed(c, provider_and_api(c)[1])]
 
@@ -156,14 +117,14 @@ STREAMED = [c for c in CASES if is_streamed(c, provider_and_api(c)[1])]
 @pytest.mark.parametrize("case", BUFFERED, ids=ids(BUFFERED))
 def test_buffered_response_is_metered_as_recorded(case: Case) -> None:
     _, api = provider_and_api(case)
-    check_record(case, record(case, parse_response(api, case.plain_body)))
+    check_record(case, as_dict(record(case, parse_response(api, case.plain_body))))
 
 
 @pytest.mark.parametrize("case", STREAMED, ids=ids(STREAMED))
 def test_stream_one_event_per_chunk(case: Case) -> None:
     sent, result = meter_stream(case, pieces(case.response_body, event_cuts(case)))
-    assert sent == client_bytes_expected(case), case.id
-    check_record(case, record(case, result))
+    assert sent == expected_client_bytes(case, stripped=strips_usage(case)), case.id
+    check_record(case, as_dict(record(case, result)))
 
 
 @pytest.mark.parametrize("case", STREAMED, ids=ids(STREAMED))
@@ -177,8 +138,8 @@ def test_stream_cut_anywhere(case: Case, data: Any) -> None:
     size = len(case.response_body)
     cuts = data.draw(st.lists(st.integers(1, max(1, size - 1)), max_size=40), label="cuts")
     sent, result = meter_stream(case, pieces(case.response_body, cuts))
-    assert sent == client_bytes_expected(case), case.id
-    check_record(case, record(case, result))
+    assert sent == expected_client_bytes(case, stripped=strips_usage(case)), case.id
+    check_record(case, as_dict(record(case, result)))
 
 
 def test_the_recorded_cases_cover_every_framing() -> None:
