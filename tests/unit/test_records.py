@@ -19,7 +19,7 @@ IN, CACHED, OUT = 150_000, 75_000, 600_000  # picodollars per token
 CHAT_BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the world"}]}
 ).encode()
-PROMPT_TOKENS = 5  # "Say hello to the world" in o200k_base
+PROMPT_TOKENS = 5 + 7  # "Say hello to the world" in o200k_base, framed as a chat prompt
 REPLY = "Hello, world! How are you today?"
 REPLY_TOKENS = 9  # in o200k_base
 

@@ -22,6 +22,8 @@ from fakes.recorded import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from addon.metering.chat_tokens import GPT_OSS, chat_format
+from addon.metering.estimate import encoding_for_model, estimate_prompt_tokens
 from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
@@ -142,8 +144,50 @@ def test_stream_cut_anywhere(case: Case, data: Any) -> None:
     check_record(case, as_dict(record(case, result)))
 
 
+def openai_tokenized(model: object) -> bool:
+    """A model whose tokenizer tiktoken has (OpenAI's own, and gpt-oss on other servers)."""
+    return isinstance(model, str) and (
+        encoding_for_model(model)[2] or chat_format(model) is GPT_OSS
+    )
+
+
+def text_only(body: dict[str, Any]) -> bool:
+    """Nothing an estimate cannot count: no image, audio or file parts, no server-side
+    tools (whose results the provider adds to the prompt)."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") != "text" for p in content
+        ):
+            return False
+    return all(t.get("type") == "function" for t in body.get("tools") or [])
+
+
+def _chat_body(case: Case) -> dict[str, Any]:
+    return dict(json.loads(case.request_body))
+
+
+CHAT_ESTIMABLE = [
+    c
+    for c in CASES
+    if provider_and_api(c)[1] == "openai.chat"
+    and c.expected["mode"] == "exact"
+    and openai_tokenized(_chat_body(c).get("model"))
+    and text_only(_chat_body(c))
+]
+
+
+@pytest.mark.parametrize("case", CHAT_ESTIMABLE, ids=ids(CHAT_ESTIMABLE))
+def test_chat_prompt_estimate_is_within_ten_percent_of_the_provider(case: Case) -> None:
+    body = _chat_body(case)
+    estimate = estimate_prompt_tokens("openai.chat", body, body["model"])
+    reported = case.expected["input_tokens"]
+    assert abs(estimate - reported) <= reported / 10, (case.id, estimate, reported)
+
+
 def test_the_recorded_cases_cover_every_framing() -> None:
     """Guards the parametrisation: a loader bug must not silently test nothing."""
     assert len(BUFFERED) + len(STREAMED) == len(CASES) >= 100
     assert any(c.content_encoding for c in STREAMED)
     assert any(not c.is_sse for c in STREAMED)  # Gemini JSON arrays
+    assert len(CHAT_ESTIMABLE) >= 10
