@@ -28,6 +28,7 @@ from tiktoken_ext.openai_public import ENDOFPROMPT, ENDOFTEXT, FIM_MIDDLE, FIM_P
 
 from addon.metering.chat_tokens import chat_format, chat_prompt_tokens
 from addon.metering.prompt_text import pretokenized_count, prompt_text
+from addon.metering.responses_tokens import responses_prompt_tokens
 
 __all__ = ["count_tokens", "encoding_for_model", "estimate_prompt_tokens", "prompt_text"]
 
@@ -164,4 +165,7 @@ def estimate_prompt_tokens(api: str, body: object, model: str | None) -> int:
     if api == "openai.chat" and isinstance(body, Mapping):
         encoding, _, _ = encoding_for_model(model)
         return chat_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
+    if api == "openai.responses" and isinstance(body, Mapping):
+        encoding, _, _ = encoding_for_model(model)
+        return responses_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
     return count_tokens(prompt_text(api, body), model) + pretokenized_count(api, body)

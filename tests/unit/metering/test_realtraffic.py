@@ -152,35 +152,41 @@ def openai_tokenized(model: object) -> bool:
 
 
 def text_only(body: dict[str, Any]) -> bool:
-    """Nothing an estimate cannot count: no image, audio or file parts, no server-side
-    tools (whose results the provider adds to the prompt)."""
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
+    """Nothing an estimate cannot count: no image, audio or file parts, no built-in tools
+    (web search, MCP…: the provider adds their results to the prompt)."""
+    items = body.get("messages") or body.get("input")
+    for item in items if isinstance(items, list) else ():
+        content = item.get("content") if isinstance(item, dict) else None
         if isinstance(content, list) and any(
-            isinstance(p, dict) and p.get("type") != "text" for p in content
+            isinstance(p, dict) and p.get("type") not in TEXT_PARTS for p in content
         ):
             return False
     return all(t.get("type") == "function" for t in body.get("tools") or [])
 
 
-def _chat_body(case: Case) -> dict[str, Any]:
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def _body(case: Case) -> dict[str, Any]:
     return dict(json.loads(case.request_body))
 
 
-CHAT_ESTIMABLE = [
+ESTIMABLE = [
     c
     for c in CASES
-    if provider_and_api(c)[1] == "openai.chat"
+    if provider_and_api(c)[1] in ("openai.chat", "openai.responses")
     and c.expected["mode"] == "exact"
-    and openai_tokenized(_chat_body(c).get("model"))
-    and text_only(_chat_body(c))
+    and openai_tokenized(_body(c).get("model"))
+    and text_only(_body(c))
 ]
 
 
-@pytest.mark.parametrize("case", CHAT_ESTIMABLE, ids=ids(CHAT_ESTIMABLE))
-def test_chat_prompt_estimate_is_within_ten_percent_of_the_provider(case: Case) -> None:
-    body = _chat_body(case)
-    estimate = estimate_prompt_tokens("openai.chat", body, body["model"])
+@pytest.mark.parametrize("case", ESTIMABLE, ids=ids(ESTIMABLE))
+def test_prompt_estimate_is_within_ten_percent_of_the_provider(case: Case) -> None:
+    """Chat Completions and Responses prompts of models with an OpenAI tokenizer."""
+    body = _body(case)
+    _, api = provider_and_api(case)
+    estimate = estimate_prompt_tokens(api, body, body["model"])
     reported = case.expected["input_tokens"]
     assert abs(estimate - reported) <= reported / 10, (case.id, estimate, reported)
 
@@ -190,4 +196,4 @@ def test_the_recorded_cases_cover_every_framing() -> None:
     assert len(BUFFERED) + len(STREAMED) == len(CASES) >= 100
     assert any(c.content_encoding for c in STREAMED)
     assert any(not c.is_sse for c in STREAMED)  # Gemini JSON arrays
-    assert len(CHAT_ESTIMABLE) >= 10
+    assert sum(provider_and_api(c)[1] == "openai.chat" for c in ESTIMABLE) >= 10
