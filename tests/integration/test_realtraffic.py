@@ -11,6 +11,7 @@ One gateway serves the whole module; the HTTP clients keep their connections ali
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sqlite3
@@ -130,9 +131,17 @@ def request_headers(case: Case, key: str) -> dict[str, str]:
     return headers
 
 
-def exchange(replay: Replay, case: Case, *, via: str, cuts: list[int] | None, close: bool = False,
-             path: str | None = None) -> None:  # fmt: skip
-    """Send ``case`` through the gateway; check bytes, upstream request and record."""
+def exchange(
+    replay: Replay,
+    case: Case,
+    *,
+    via: str,
+    cuts: list[int] | None,
+    close: bool = False,
+    path: str | None = None,
+) -> bool:
+    """Send ``case`` through the gateway; check bytes, upstream request and record. True
+    when the gateway injected ``include_usage`` (and so stripped its chunk)."""
     path = path or case.path
     replay.upstream.reset()
     replay.upstream.arm(reply_for(case, cuts, close_delimited=close))
@@ -155,6 +164,7 @@ def exchange(replay: Replay, case: Case, *, via: str, cuts: list[int] | None, cl
     assert len(rows) == 1, (case.id, rows)
     check_record(case, rows[0])
     assert rows[0]["streamed"] == streamed(case), case.id
+    return injected
 
 
 def _injected_usage(case: Case, upstream_body: bytes) -> bool:
@@ -200,3 +210,29 @@ def test_a_path_with_repeated_slashes_is_metered_and_forwarded_unchanged(replay:
     case = next(c for c in CASES if c.path.startswith("/openai/deployments/"))
     exchange(replay, case, via="forward", cuts=None, path="/" + case.path)
     exchange(replay, case, via="reverse", cuts=None, path="/" + case.path)
+
+
+def as_openai_without_usage_opt_in(case: Case) -> Case:
+    """``case``'s recorded OpenAI-shaped stream, asked of OpenAI by a client that did not
+    ask for usage: the gateway injects ``include_usage`` and must strip the usage chunk."""
+    body = json.loads(case.request_body)
+    body.pop("stream_options", None)
+    body["model"] = "gpt-4o-mini"
+    return dataclasses.replace(
+        case,
+        host="api.openai.com",
+        path="/v1/chat/completions",
+        request_body=json.dumps(body).encode(),
+        client_asked_usage=False,
+    )
+
+
+def test_an_injected_usage_chunk_is_stripped_from_recorded_bytes(replay: Replay) -> None:
+    """No recording of an opt-in provider carries a usage chunk its client did not ask for
+    (it was never injected), so one that has it is replayed as OpenAI's."""
+    recorded = next(c for c in CASES if c.id == "openrouter-chat-stream-plain-01")
+    case = as_openai_without_usage_opt_in(recorded)
+    assert expected_client_bytes(case, stripped=True) != case.response_body
+    assert exchange(replay, case, via="reverse", cuts=event_cuts(case))
+    assert exchange(replay, case, via="forward", cuts=cuts_for(case))
+    assert exchange(replay, case, via="forward", cuts=cuts_for(case), close=True)
