@@ -127,11 +127,12 @@ def render_tools(functions: list[Mapping[str, Any]]) -> str:
         if isinstance(description, str) and description:
             lines.append(f"// {description}")
         params = function.get("parameters")
-        props = params.get("properties") if isinstance(params, Mapping) else None
+        params = params if isinstance(params, Mapping) else {}
+        props = params.get("properties")
         name = function.get("name")
         if isinstance(props, Mapping) and props:
             lines.append(f"type {name} = (_: {{")
-            lines += _properties(props, params.get("required"))  # type: ignore[union-attr]
+            lines += _properties(props, params.get("required"), 0)
             lines.append("}) => any;")
         else:
             lines.append(f"type {name} = () => any;")
@@ -140,8 +141,11 @@ def render_tools(functions: list[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _properties(props: Mapping[str, Any], required: object) -> list[str]:
-    needed = set(required) if isinstance(required, list) else set()
+_MAX_DEPTH = 16  # nested schemas deeper than this are rendered as "any"
+
+
+def _properties(props: Mapping[str, Any], required: object, depth: int) -> list[str]:
+    needed = {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
     lines = []
     for key, schema in props.items():
         spec = schema if isinstance(schema, Mapping) else {}
@@ -149,20 +153,22 @@ def _properties(props: Mapping[str, Any], required: object) -> list[str]:
         if isinstance(description, str) and description:
             lines.append(f"// {description}")
         optional = "" if key in needed else "?"
-        lines.append(f"{key}{optional}: {_type(spec)},")
+        lines.append(f"{key}{optional}: {_type(spec, depth + 1)},")
     return lines
 
 
-def _type(spec: Mapping[str, Any]) -> str:
+def _type(spec: Mapping[str, Any], depth: int) -> str:
+    if depth > _MAX_DEPTH:
+        return "any"
     enum = spec.get("enum")
     if isinstance(enum, list) and enum:
-        return " | ".join(json.dumps(v) for v in enum)
+        return " | ".join(json.dumps(v, default=str) for v in enum)
     kind = spec.get("type")
     if kind == "array":
         items = spec.get("items")
-        return f"{_type(items) if isinstance(items, Mapping) else 'any'}[]"
+        return f"{_type(items, depth + 1) if isinstance(items, Mapping) else 'any'}[]"
     if kind == "object" and isinstance(spec.get("properties"), Mapping):
-        inner = _properties(spec["properties"], spec.get("required"))
+        inner = _properties(spec["properties"], spec.get("required"), depth)
         return "{\n" + "\n".join(inner) + "\n}"
     if kind == "integer":
         return "number"

@@ -141,3 +141,15 @@ def test_thinking_echoed_with_a_tool_call_is_not_counted() -> None:
 def test_unexpected_shapes_are_skipped_not_raised_on() -> None:
     body: dict[str, Any] = {"messages": [None, 3, {"role": 7, "content": {"x": 1}}], "tools": "x"}
     assert tokens(body, "gpt-4o") == 3 + 3
+
+
+def test_odd_schemas_are_rendered_without_raising() -> None:
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(200):
+        deep = {"type": "object", "properties": {"x": deep}}
+    props = {"x": deep, "y": "not a schema", "z": {"enum": [1, None, {"k": 2}]}}
+    odd = {"name": "f", "parameters": {"type": "object", "required": [{"a": 1}, "x"],
+                                       "properties": props}}  # fmt: skip
+    rendered = render_tools([odd])
+    assert "x: {" in rendered and "y?: any," in rendered and 'z?: 1 | null | {"k": 2},' in rendered
+    assert tokens({"messages": HELLO, "tools": [{"type": "function", "function": odd}]}, "gpt-4o")
