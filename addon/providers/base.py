@@ -98,6 +98,8 @@ def openai_classify(method: str, path: str) -> str:
             return "openai.embeddings"
         if path == "/responses":
             return "openai.responses"
+        if path == "/responses/input_tokens":  # counts a prompt: free
+            return "openai.count_tokens"
     return "openai.other"
 
 

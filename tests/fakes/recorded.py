@@ -231,5 +231,7 @@ def check_record(case: Case, row: dict[str, Any]) -> None:
     elif mode == "free":
         assert row["cost_picousd"] == 0 and not row["estimated"], (case.id, row)
         assert set(got.values()) == {0}, (case.id, got)
+        counted = json.loads(row["extras_json"]).get("counted_input_tokens")
+        assert isinstance(counted, int) and counted > 0, (case.id, row["extras_json"])
     else:
         raise AssertionError(f"{case.id}: unknown mode {mode}")

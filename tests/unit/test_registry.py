@@ -99,6 +99,7 @@ OPENAI_FAMILY = sorted(n for n in HOSTS if n != "anthropic")
         ("/completions", "openai.completions"),
         ("/embeddings", "openai.embeddings"),
         ("/responses", "openai.responses"),
+        ("/responses/input_tokens", "openai.count_tokens"),
         ("/models", "openai.other"),
         ("/audio/speech", "openai.other"),
         ("/chat/completions/abc123", "openai.other"),
