@@ -74,7 +74,7 @@ def _needs_estimate(d: UsageDraft) -> bool:
         return False
     if d.status_code is not None and not 200 <= d.status_code < 300:
         return False
-    if d.result is not None and _ended_in_error(d.result.error_kind):
+    if d.result is not None and _ended_in_error(d.result.error_kind) and not d.result.usage_final:
         return True  # an error event after HTTP 200: what usage there is, is partial
     return d.result is None or d.result.usage is None or d.aborted
 

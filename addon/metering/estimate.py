@@ -7,8 +7,9 @@ read here and the ``tiktoken.Encoding`` is built directly. Encodings are loaded 
 on first use (about a second for o200k_base), so call this from a worker thread, not the event
 loop.
 
-Estimates are approximate: they ignore per-message framing tokens, and tiktoken runs low for
-Claude (typically 15-50%) and Gemini, whose tokenizers differ.
+Estimates are approximate: chat prompts are counted with their framing and tool definitions
+(``chat_tokens.py``), other prompts as their text; tiktoken runs low for Claude (typically
+15-50%) and Gemini, whose tokenizers differ.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,9 @@ import tiktoken
 from tiktoken.model import encoding_name_for_model
 from tiktoken_ext.openai_public import ENDOFPROMPT, ENDOFTEXT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
 
+from addon.metering.chat_tokens import chat_format, chat_prompt_tokens
 from addon.metering.prompt_text import pretokenized_count, prompt_text
+from addon.metering.responses_tokens import responses_prompt_tokens
 
 __all__ = ["count_tokens", "encoding_for_model", "estimate_prompt_tokens", "prompt_text"]
 
@@ -155,5 +159,13 @@ def count_tokens(text: str, model: str | None) -> int:
 
 def estimate_prompt_tokens(api: str, body: object, model: str | None) -> int:
     """Estimated input tokens of a parsed request body: its text, counted for ``model``, plus
-    any inputs the client sent already tokenized (lists of token ids)."""
+    any inputs the client sent already tokenized (lists of token ids). A Chat Completions
+    prompt is counted as the model sees it: each message framed with its role, tool
+    definitions rendered, the reply primed (see ``chat_tokens.py``)."""
+    if api == "openai.chat" and isinstance(body, Mapping):
+        encoding, _, _ = encoding_for_model(model)
+        return chat_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
+    if api == "openai.responses" and isinstance(body, Mapping):
+        encoding, _, _ = encoding_for_model(model)
+        return responses_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
     return count_tokens(prompt_text(api, body), model) + pretokenized_count(api, body)

@@ -5,8 +5,9 @@ A Gemini response, whether the body of ``generateContent`` or one chunk of a str
 ``GenerateContentResponse``: ``candidates[].content.parts[]``, ``usageMetadata`` (in a stream,
 running totals), ``modelVersion``, ``responseId`` and, for a blocked prompt,
 ``promptFeedback.blockReason`` (still with usage, and no candidates). :class:`GeminiEvents`
-folds them in one at a time: the last usage wins, field by field, so a chunk without
-``usageMetadata`` (or one that leaves out a zero count, as proto3 JSON does) resets nothing.
+folds them in one at a time: the last ``usageMetadata`` is the whole truth, as sent. A count it
+leaves out is 0 (proto3 JSON omits zeros), even when an earlier chunk had it; a chunk without
+``usageMetadata`` changes nothing.
 :func:`parse_gemini` runs the same fold over a buffered body, which for ``gemini.stream`` may
 be a whole JSON array or ``alt=sse`` text.
 
@@ -43,7 +44,6 @@ class GeminiEvents:
 
     def __init__(self, state: StreamState) -> None:
         self.state = state
-        self._usage: dict[str, Any] = {}  # the usageMetadata fields seen so far, last value each
         self.chunks = 0  # responses read (errors not counted)
 
     def handle(self, event: SseEvent) -> bool:
@@ -69,9 +69,7 @@ class GeminiEvents:
             return
         self.chunks += 1
         if metadata := mapping(obj, "usageMetadata"):
-            merged = {**self._usage, **{k: v for k, v in metadata.items() if v is not None}}
-            self.state.usage = gemini_usage(merged)
-            self._usage = merged
+            self.state.usage = gemini_usage(metadata)  # the whole truth: an omitted count is 0
         state = self.state
         state.model = text(obj, "modelVersion") or state.model
         state.provider_request_id = text(obj, "responseId") or state.provider_request_id

@@ -50,7 +50,8 @@ def parse_response(api: str, body: bytes) -> MeterResult:
     """Read usage, model and provider error from a buffered JSON response of ``api``.
 
     ``api`` is one of ``openai.chat``, ``openai.completions``, ``openai.embeddings``,
-    ``openai.responses``, ``openai.other``, ``anthropic.messages``, ``anthropic.count_tokens``,
+    ``openai.responses``, ``openai.count_tokens`` (``/responses/input_tokens``),
+    ``openai.other``, ``anthropic.messages``, ``anthropic.count_tokens``,
     ``anthropic.other``, ``gemini.generate``, ``gemini.stream`` (a buffered stream: a JSON
     array or ``alt=sse`` text), ``gemini.count_tokens``, ``gemini.other``. count_tokens is
     free: its count goes to ``extras["counted_input_tokens"]`` and ``usage`` stays None.
@@ -66,7 +67,7 @@ def parse_response(api: str, body: bytes) -> MeterResult:
     model = text(doc, "model")
     error_kind = provider_error_kind(doc)
     try:
-        if api == "anthropic.count_tokens":
+        if api in ("anthropic.count_tokens", "openai.count_tokens"):
             return _count_tokens_result(doc, model, error_kind)
         usage, extras = _usage(api, doc)
     except ValueError:

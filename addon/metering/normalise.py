@@ -66,7 +66,9 @@ def mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def openai_usage(usage: Mapping[str, Any]) -> Usage:
     """Any OpenAI-family usage object: Chat/legacy/embeddings (``prompt_tokens``…) or the
-    Responses API shape (``input_tokens``…), told apart by their keys."""
+    Responses API shape (``input_tokens``…), told apart by their keys. Reasoning tokens are
+    part of ``completion_tokens`` (OpenAI, DeepSeek, OpenRouter), except where the provider
+    counts them outside it (xAI), which ``total_tokens`` shows; then they are added."""
     if "prompt_tokens" not in usage and ("input_tokens" in usage or "output_tokens" in usage):
         return responses_usage(usage)
     prompt_details = mapping(usage, "prompt_tokens_details")
@@ -74,13 +76,26 @@ def openai_usage(usage: Mapping[str, Any]) -> Usage:
         cached = count(prompt_details, "cached_tokens")
     else:  # DeepSeek reports cache hits next to prompt_tokens
         cached = count(usage, "prompt_cache_hit_tokens")
+    prompt = count(usage, "prompt_tokens")
+    completion = count(usage, "completion_tokens")
+    reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
     return Usage(
-        input_tokens=count(usage, "prompt_tokens"),
+        input_tokens=prompt,
         cached_input_tokens=cached,
         cache_write_tokens=count(prompt_details, "cache_write_tokens"),
-        output_tokens=count(usage, "completion_tokens"),
-        reasoning_tokens=count(mapping(usage, "completion_tokens_details"), "reasoning_tokens"),
+        output_tokens=completion + reasoning
+        if _outside(usage, prompt, completion, reasoning)
+        else completion,
+        reasoning_tokens=reasoning,
     )
+
+
+def _outside(usage: Mapping[str, Any], prompt: int, completion: int, reasoning: int) -> bool:
+    """Reasoning counted outside ``completion_tokens`` (xAI): the total says so, since
+    ``total_tokens == prompt + completion + reasoning``. It is output, and billed as such."""
+    if not reasoning or usage.get("total_tokens") is None:
+        return False
+    return count(usage, "total_tokens") == prompt + completion + reasoning
 
 
 def responses_usage(usage: Mapping[str, Any]) -> Usage:

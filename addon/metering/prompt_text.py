@@ -50,6 +50,14 @@ def prompt_text(api: str, body: object) -> str:
     return "\n".join(parts)
 
 
+def message_text(message: Mapping[str, Any]) -> str:
+    """The countable text of one chat message (its content, tool calls and results), without
+    its role and participant name, which the chat framing counts."""
+    parts: list[str] = []
+    _block({k: v for k, v in message.items() if k not in ("role", "name")}, parts, 0)
+    return "\n".join(parts)
+
+
 def pretokenized_count(api: str, body: object) -> int:
     """Tokens sent already tokenized: legacy ``prompt`` or embeddings ``input`` given as a list
     of token ids, or a list of such lists."""

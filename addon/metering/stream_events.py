@@ -59,21 +59,30 @@ class OpenAIChatEvents:
         error = obj.get("error")
         if error or event.event == "error":
             details = error if isinstance(error, Mapping) else {}
-            self.state.error(f"stream_error:{_first_text(details, 'type', 'code') or 'unknown'}")
+            self.state.error(f"stream_error:{_error_code(details)}")
+            self._usage(obj)  # OpenRouter ends a failed generation with its final usage here
             return False
         self.state.model = text(obj, "model") or self.state.model
         if tier := text(obj, "service_tier"):
             self.state.extras["service_tier"] = tier
-        usage = mapping(obj, "usage") or mapping(mapping(obj, "x_groq"), "usage")
-        if usage:
-            self.state.usage = openai_usage(usage)
-            if (cost := provider_cost(usage)) is not None:
-                self.state.extras["provider_cost"] = cost
+        self._usage(obj)
         choices = obj.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, Mapping):
                 self._choice_text(choice)
         return obj.get("usage") is not None and choices == []
+
+    def _usage(self, obj: Mapping[str, Any]) -> None:
+        """Usage in ``obj``, the last one wins. Reported with or after an error, it is the
+        provider's account of the whole exchange (``usage_final``), not a partial count."""
+        usage = mapping(obj, "usage") or mapping(mapping(obj, "x_groq"), "usage")
+        if not usage:
+            return
+        self.state.usage = openai_usage(usage)
+        if self.state.error_kind is not None:
+            self.state.usage_final = True
+        if (cost := provider_cost(usage)) is not None:
+            self.state.extras["provider_cost"] = cost
 
     def _choice_text(self, choice: Mapping[str, Any]) -> None:
         self.state.add_text(choice.get("text"))  # legacy completions
@@ -85,6 +94,14 @@ class OpenAIChatEvents:
             if isinstance(call, Mapping):
                 self.state.add_text(mapping(call, "function").get("arguments"))
         self.state.add_text(mapping(delta, "function_call").get("arguments"))
+
+
+def _error_code(details: Mapping[str, Any]) -> str:
+    """An OpenAI-style error's type or code; OpenRouter's code is the HTTP status number."""
+    code = details.get("code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return _first_text(details, "type") or str(code)
+    return _first_text(details, "type", "code") or "unknown"
 
 
 _RESPONSES_TERMINAL = {"response.completed", "response.incomplete", "response.failed"}

@@ -21,6 +21,7 @@ class StreamState:
         self.extras: dict[str, Any] = {}
         self.bad_events = 0
         self.finished = False  # the dialect's end-of-stream event arrived
+        self.usage_final = False  # usage came with or after an error: it covers the exchange
 
     def load(self, data: str) -> Mapping[str, Any] | None:
         """The event's JSON object, or None (counted as a bad event) when it is not one."""
@@ -50,6 +51,7 @@ class StreamState:
             model=self.model,
             provider_request_id=self.provider_request_id,
             error_kind=self.error_kind,
+            usage_final=self.usage_final,
             streamed=True,
             finished=self.finished,
             output_text="".join(self.text),

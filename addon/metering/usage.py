@@ -29,6 +29,9 @@ class MeterResult:
     provider_request_id: str | None = None
     error_kind: str | None = None  # e.g. "stream_error:overloaded_error", "bad_json"
     estimated: bool = False
+    # the provider reported usage with or after a stream error (OpenRouter), so the usage
+    # covers the whole exchange and needs no estimate, although the stream ended in an error
+    usage_final: bool = False
     streamed: bool = False
     finished: bool = False  # a stream's own end-of-stream event was seen (e.g. [DONE])
     output_text: str = ""  # text seen so far in a stream, for estimates when usage is missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -69,12 +70,22 @@ class Provider:
 
     def api_for(self, method: str, path: str) -> str:
         """The meter name for a request path such as ``/v1/chat/completions?x=1``."""
-        bare = path.split("?", 1)[0]
+        bare = collapse_slashes(path.split("?", 1)[0])
         for prefix in (self.base_path, *self.alt_base_paths):
             if prefix and (bare == prefix or bare.startswith(prefix + "/")):
                 bare = bare[len(prefix) :]
                 break
         return self.classify(method.upper(), bare.rstrip("/"))
+
+
+_SLASHES = re.compile(r"//+")
+
+
+def collapse_slashes(path: str) -> str:
+    """``//openai/deployments/x`` → ``/openai/deployments/x``: older openai SDKs send repeated
+    slashes and the providers accept them, so classification must too. Only for reading the
+    path; the request is forwarded as the client sent it."""
+    return _SLASHES.sub("/", path)
 
 
 def openai_classify(method: str, path: str) -> str:
@@ -87,6 +98,8 @@ def openai_classify(method: str, path: str) -> str:
             return "openai.embeddings"
         if path == "/responses":
             return "openai.responses"
+        if path == "/responses/input_tokens":  # counts a prompt: free
+            return "openai.count_tokens"
     return "openai.other"
 
 
@@ -114,14 +127,20 @@ def _azure_tail(path: str) -> str:
 
 
 def azure_deployment(path: str) -> str | None:
-    parts = path.split("?", 1)[0].split("/")
+    parts = collapse_slashes(path.split("?", 1)[0]).split("/")
     if parts[1:3] == ["openai", "deployments"] and len(parts) > 3:
         return parts[3]
     return None
 
 
+_GEMINI_OPENAI = re.compile(r"^/v1[a-z0-9]*/openai(/.*)$")
+
+
 def gemini_classify(method: str, path: str) -> str:
-    """``/v1beta/models/{model}:generateContent`` and friends."""
+    """``/v1beta/models/{model}:generateContent`` and friends; the OpenAI-compatible API
+    (``/v1beta/openai/chat/completions``, ``/embeddings``…) is metered as OpenAI's."""
+    if compatible := _GEMINI_OPENAI.match(path):
+        return openai_classify(method, compatible.group(1))
     _, _, action = path.rpartition(":")
     if method == "POST" and "/models/" in path:
         if action == "generateContent":
@@ -134,7 +153,7 @@ def gemini_classify(method: str, path: str) -> str:
 
 
 def gemini_model(path: str) -> str | None:
-    bare = path.split("?", 1)[0]
+    bare = collapse_slashes(path.split("?", 1)[0])
     if "/models/" not in bare:
         return None
     return bare.split("/models/", 1)[1].split(":", 1)[0] or None

@@ -19,7 +19,7 @@ IN, CACHED, OUT = 150_000, 75_000, 600_000  # picodollars per token
 CHAT_BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the world"}]}
 ).encode()
-PROMPT_TOKENS = 5  # "Say hello to the world" in o200k_base
+PROMPT_TOKENS = 5 + 7  # "Say hello to the world" in o200k_base, framed as a chat prompt
 REPLY = "Hello, world! How are you today?"
 REPLY_TOKENS = 9  # in o200k_base
 
@@ -194,6 +194,16 @@ def test_gateway_error_kind_wins_over_the_meters() -> None:
     assert finish(d, BOOK).error_kind == "upstream_502"
     d = draft(result=MeterResult(usage=Usage(), error_kind="stream_error:overloaded_error"))
     assert finish(d, BOOK).error_kind == "stream_error:overloaded_error"
+
+
+def test_usage_reported_with_a_stream_error_is_kept_not_estimated() -> None:
+    usage = Usage(input_tokens=43, output_tokens=10, reasoning_tokens=11)
+    final = MeterResult(usage=usage, error_kind="stream_error:400", usage_final=True)
+    r = finish(draft(result=final), BOOK)
+    assert (r.input_tokens, r.output_tokens, r.reasoning_tokens) == (43, 10, 11)
+    assert not r.estimated and r.error_kind == "stream_error:400"
+    partial = MeterResult(usage=usage, error_kind="stream_error:400", output_text="x" * 400)
+    assert finish(draft(result=partial), BOOK).estimated
 
 
 def test_extras_from_meter_and_draft_are_merged_into_json() -> None:

@@ -99,6 +99,7 @@ OPENAI_FAMILY = sorted(n for n in HOSTS if n != "anthropic")
         ("/completions", "openai.completions"),
         ("/embeddings", "openai.embeddings"),
         ("/responses", "openai.responses"),
+        ("/responses/input_tokens", "openai.count_tokens"),
         ("/models", "openai.other"),
         ("/audio/speech", "openai.other"),
         ("/chat/completions/abc123", "openai.other"),
@@ -222,12 +223,39 @@ def test_wildcard_and_gemini_hosts(host: str, name: str | None) -> None:
         ("/openai/deployments/emb/embeddings?api-version=2024-10-21", "openai.embeddings", "emb"),
         ("/openai/v1/chat/completions", "openai.chat", None),
         ("/openai/v1/responses", "openai.responses", None),
+        # older openai SDKs join the base URL and the path with a repeated slash
+        ("//openai/deployments/gpt-4o/chat/completions?api-version=1", "openai.chat", "gpt-4o"),
+        ("/openai//deployments/gpt-4o//embeddings", "openai.embeddings", "gpt-4o"),
+        ("//openai/v1/responses", "openai.responses", None),
     ],
 )
 def test_azure_paths(path: str, api: str, model: str | None) -> None:
     azure = PROVIDERS["azure"]
     assert azure.api_for("POST", path) == api
     assert azure.model_in_path is not None and azure.model_in_path(path) == model
+
+
+@pytest.mark.parametrize("name", ["openai", "groq", "deepseek", "openrouter", "mistral"])
+def test_repeated_slashes_are_classified_like_one(name: str) -> None:
+    provider = PROVIDERS[name]
+    single = provider.base_path + "/chat/completions"
+    assert provider.api_for("POST", "/" + single.replace("/", "//")) == "openai.chat"
+    assert provider.api_for("POST", single) == "openai.chat"
+
+
+@pytest.mark.parametrize(
+    ("path", "api"),
+    [
+        ("/v1beta/openai/chat/completions", "openai.chat"),
+        ("/v1beta/openai/embeddings", "openai.embeddings"),
+        ("/v1beta/openai//chat/completions", "openai.chat"),
+        ("/v1beta/openai/models", "openai.other"),
+    ],
+)
+def test_gemini_openai_compatible_api_is_metered_as_openai(path: str, api: str) -> None:
+    gemini = PROVIDERS["gemini"]
+    assert gemini.api_for("POST", path) == api
+    assert gemini.model_in_path is not None and gemini.model_in_path(path) is None
 
 
 @pytest.mark.parametrize(

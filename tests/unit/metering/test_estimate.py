@@ -148,7 +148,8 @@ def test_estimate_prompt_tokens_adds_pretokenized_inputs() -> None:
     body = {"model": "text-embedding-3-small", "input": [[1, 2, 3], [4, 5]]}
     assert estimate_prompt_tokens("openai.embeddings", body, "text-embedding-3-small") == 5
     chat = {"messages": [{"role": "user", "content": "hello world"}]}
-    assert estimate_prompt_tokens("openai.chat", chat, "gpt-4o") == 2
+    # 2 text tokens, 3 framing + 1 role, 3 to prime the reply (chat_tokens.py)
+    assert estimate_prompt_tokens("openai.chat", chat, "gpt-4o") == 9
 
 
 def test_concurrent_first_loads_build_one_encoding(monkeypatch: pytest.MonkeyPatch) -> None:

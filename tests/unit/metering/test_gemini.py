@@ -248,14 +248,24 @@ def test_a_chunk_without_usage_metadata_resets_nothing() -> None:
     assert result.output_text.endswith("!")
 
 
-def test_usage_is_the_last_value_field_by_field_never_a_sum() -> None:
+def test_the_last_usage_metadata_is_the_whole_truth_never_a_sum() -> None:
     first = response(candidate("a"), usage={**PAYLOAD_15_USAGE, "candidatesTokenCount": 10,
                                             "totalTokenCount": 2370})  # fmt: skip
-    # a later snapshot that leaves out zero-valued fields (proto3) keeps the earlier values
+    # the last snapshot leaves out counts that are zero (proto3 JSON): they are 0, not the
+    # earlier chunks' values (gemini-stream-stream-reasoning-05 in the recorded traffic)
     last = response(candidate("b"), usage={"promptTokenCount": 2100, "candidatesTokenCount": 40,
                                            "totalTokenCount": 2400})  # fmt: skip
     _, result = run(sse(first, first, last), SSE, cuts=[])
-    assert result.usage == Usage(2100, 2048, 0, 0, 300, 260)
+    assert result.usage == Usage(2100, 0, 0, 0, 40, 0)
+
+
+def test_a_last_usage_metadata_without_candidates_count_means_no_candidate_tokens() -> None:
+    early = response(candidate("a"), usage={"promptTokenCount": 9, "candidatesTokenCount": 3,
+                                            "totalTokenCount": 12})  # fmt: skip
+    last = response(candidate(""), usage={"promptTokenCount": 9, "thoughtsTokenCount": 20,
+                                          "totalTokenCount": 29})  # fmt: skip
+    _, result = run(array(early, last), JSON, cuts=[])
+    assert result.usage == Usage(9, 0, 0, 0, 20, 20)
 
 
 @pytest.mark.parametrize(

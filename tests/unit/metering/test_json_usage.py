@@ -211,6 +211,12 @@ def test_count_tokens_is_free_and_reports_the_count_in_extras() -> None:
     assert result == MeterResult(usage=None, extras={"counted_input_tokens": 2095})
 
 
+def test_openai_responses_input_tokens_is_a_free_count() -> None:
+    body = b'{"input_tokens": 16, "object": "response.input_tokens"}'
+    result = parse_response("openai.count_tokens", body)
+    assert result == MeterResult(usage=None, extras={"counted_input_tokens": 16})
+
+
 @pytest.mark.parametrize(
     ("api", "payload", "kind"),
     [

@@ -40,6 +40,33 @@ def test_openai_usage_includes_cache_reads_in_input() -> None:
     assert openai_usage(usage) == Usage(1200, 1024, 0, 0, 40, 0)
 
 
+@pytest.mark.parametrize(
+    ("usage", "output"),
+    [
+        # xAI counts reasoning outside completion_tokens: total = prompt + completion + reasoning
+        ({"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 317,
+          "completion_tokens_details": {"reasoning_tokens": 300}}, 305),
+        # OpenAI, DeepSeek, OpenRouter: reasoning is inside completion_tokens
+        ({"prompt_tokens": 12, "completion_tokens": 305, "total_tokens": 317,
+          "completion_tokens_details": {"reasoning_tokens": 300}}, 305),
+        # OpenRouter can report more reasoning than completion, with a total that excludes it
+        ({"prompt_tokens": 43, "completion_tokens": 10, "total_tokens": 53,
+          "completion_tokens_details": {"reasoning_tokens": 11}}, 10),
+        # no total: nothing shows the reasoning is outside, so it is not added
+        ({"prompt_tokens": 12, "completion_tokens": 5,
+          "completion_tokens_details": {"reasoning_tokens": 300}}, 5),
+    ],
+)  # fmt: skip
+def test_openai_usage_adds_reasoning_counted_outside_the_completion(
+    usage: dict[str, Any], output: int
+) -> None:
+    result = openai_usage(usage)
+    assert (result.output_tokens, result.reasoning_tokens) == (
+        output,
+        usage["completion_tokens_details"]["reasoning_tokens"],
+    )
+
+
 def test_openai_usage_recognises_the_responses_shape() -> None:
     usage = {
         "input_tokens": 9,

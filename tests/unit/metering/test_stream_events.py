@@ -41,6 +41,31 @@ def test_only_a_non_null_usage_with_empty_choices_is_usage_only(
     assert OpenAIChatEvents(StreamState()).handle(event(chunk)) is usage_only
 
 
+def test_usage_in_a_chunk_that_also_carries_an_error_is_read_as_final() -> None:
+    """OpenRouter ends a failed generation with one chunk holding both ``error`` and the
+    final ``usage`` (openrouter-chat-stream-reasoning-01 in the recorded traffic)."""
+    state = StreamState()
+    handler = OpenAIChatEvents(state)
+    handler.handle(event({"choices": [{"delta": {"content": "We need"}}]}))
+    handler.handle(event({"error": {"code": 400, "message": "Token limit reached"},
+                          "choices": [{"delta": {"content": ""}}],
+                          "usage": {"prompt_tokens": 43, "completion_tokens": 10,
+                                    "total_tokens": 53, "cost": 0}}))  # fmt: skip
+    result = state.result()
+    assert result.error_kind == "stream_error:400"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (43, 10)
+    assert result.usage_final and result.extras["provider_cost"] == "0"
+
+
+def test_usage_before_an_error_is_not_final() -> None:
+    state = StreamState()
+    handler = OpenAIChatEvents(state)
+    handler.handle(event({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 1}}))
+    handler.handle(event({"error": {"type": "server_error"}}))
+    assert state.result().error_kind == "stream_error:server_error"
+    assert not state.result().usage_final
+
+
 def test_done_and_dataless_events_are_ignored() -> None:
     state = StreamState()
     handler = OpenAIChatEvents(state)
