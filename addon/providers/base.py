@@ -77,6 +77,18 @@ class Provider:
         return self.classify(method.upper(), bare.rstrip("/"))
 
 
+# POST paths of paid OpenAI-style endpoints that are not token APIs (see metering/media.py)
+OPENAI_MEDIA_PATHS = {
+    "/images/generations": "openai.images",
+    "/images/edits": "openai.image_edits",
+    "/images/variations": "openai.image_variations",
+    "/audio/transcriptions": "openai.transcriptions",
+    "/audio/translations": "openai.translations",
+    "/audio/speech": "openai.speech",
+    "/moderations": "openai.moderations",
+}
+
+
 def openai_classify(method: str, path: str) -> str:
     if method == "POST":
         if path == "/chat/completions":
@@ -87,6 +99,8 @@ def openai_classify(method: str, path: str) -> str:
             return "openai.embeddings"
         if path == "/responses":
             return "openai.responses"
+        if path in OPENAI_MEDIA_PATHS:
+            return OPENAI_MEDIA_PATHS[path]
     return "openai.other"
 
 
