@@ -4,6 +4,7 @@
 Usage:
     .venv/bin/python scripts/update_prices.py SOURCE [--date YYYY-MM-DD] [--out PATH]
         [--report] [--extract scripts/data/litellm-<version>-supported.json.gz]
+        [--retired OLDER_SOURCE [--retired-extract PATH]]
 
 SOURCE is a litellm wheel (``pip download --no-deps litellm``; the table is read from
 ``litellm/model_prices_and_context_window_backup.json`` inside it), that JSON file itself, or
@@ -23,6 +24,10 @@ Kept, for the providers below:
   rate, as the media rates of ``addon/pricing/media.py`` (per-token rates by modality per
   million tokens; ``per_image``, ``per_pixel`` and ``*_per_second`` in USD; ``per_mchar`` per
   million characters). Per-image prices keep LiteLLM's ``<quality>/<size>/<model>`` keys.
+- retired models (``--retired OLDER_SOURCE``): entries of an older LiteLLM table that the
+  source no longer lists, of providers it still lists (LiteLLM drops Anthropic models once they are retired, such as
+  ``claude-3-5-haiku-latest``), kept at their last listed price with ``retired`` naming that
+  table, so old records and late callers are priced rather than unpriced.
 - aliases: an ``{"alias_of": target}`` entry (``claude-haiku-latest``) gets its target's price
   under its own name, with ``alias_of`` noted, when the target is kept.
 
@@ -193,6 +198,23 @@ def add_aliases(table: dict[str, Any], models: dict[str, Any], media: dict[str, 
                 section[key] = {**section[target], "alias_of": target}
 
 
+def add_retired(
+    models: dict[str, Any],
+    media: dict[str, Any],
+    older: tuple[dict[str, Any], dict[str, Any], dict[str, str]],
+    source: str,
+) -> None:
+    """Add the older table's entries that the newer one lacks, marked ``retired`` — only of
+    providers the newer table still lists (LiteLLM 1.110 dropped OpenRouter's resale prices
+    altogether: those are not retired models, and stale)."""
+    known = {k.lower() for k in (*models, *media)}
+    listed = {e["provider"] for e in (*models.values(), *media.values())}
+    for section, old in ((models, older[0]), (media, older[1])):
+        for key, entry in old.items():
+            if key.lower() not in known and entry["provider"] in listed:
+                section[key] = {**entry, "retired": source}
+
+
 def select(table: dict[str, Any]) -> dict[str, Any]:
     """The token-priced models (see ``select_all``)."""
     return select_all(table)[0]
@@ -232,12 +254,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report", action="store_true", help="list source entries left out")
     parser.add_argument("--extract", type=Path, help="also write the supported providers' source")
+    parser.add_argument("--retired", type=Path, help="an older source for models since dropped")
+    parser.add_argument("--retired-extract", type=Path, help="also write its extract")
     args = parser.parse_args(argv)
     data, source = read_source(args.source)
     table = json.loads(data)
     models, media, skipped = select_all(table)
     if args.extract:
         args.extract.write_bytes(extract(table))
+    retired: dict[str, str] = {}
+    if args.retired:
+        old_data, old_source = read_source(args.retired)
+        old_table = json.loads(old_data)
+        add_retired(models, media, select_all(old_table), old_source)
+        retired = {
+            "retired_source": old_source,
+            "retired_source_sha256": hashlib.sha256(old_data).hexdigest(),
+        }
+        if args.retired_extract:
+            args.retired_extract.write_bytes(extract(old_table))
     if args.report:
         for key in sorted(skipped):
             print(f"{key}: {skipped[key]}")
@@ -250,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "tier_rule": TIER_RULE,
         "models": models,
         "media": media,
+        **retired,
         "media_unit": "per-token rates per 1M tokens; per_image, per_pixel, *_per_second in USD;"
         " per_mchar per 1M characters",
     }

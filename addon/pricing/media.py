@@ -66,7 +66,7 @@ MEDIA_RATE_NAMES = tuple(f.name for f in fields(MediaPrice))
 
 def media_price_from_json(data: Mapping[str, Any], what: str = "media") -> MediaPrice:
     """A MediaPrice from decimal strings by rate name; ValueError/TypeError if invalid."""
-    unknown = sorted(set(data) - set(MEDIA_RATE_NAMES) - {"provider", "alias_of"})
+    unknown = sorted(set(data) - set(MEDIA_RATE_NAMES) - {"provider", "alias_of", "retired"})
     if unknown:
         raise ValueError(f"{what}: unknown media rate {unknown[0]!r}")
     rates = {n: parse_decimal(data[n], f"{what}.{n}") for n in MEDIA_RATE_NAMES if n in data}
