@@ -25,9 +25,9 @@ Kept, for the providers below:
   million tokens; ``per_image``, ``per_pixel`` and ``*_per_second`` in USD; ``per_mchar`` per
   million characters). Per-image prices keep LiteLLM's ``<quality>/<size>/<model>`` keys.
 - retired models (``--retired OLDER_SOURCE``): entries of an older LiteLLM table that the
-  source no longer lists, of providers it still lists (LiteLLM drops Anthropic models once they are retired, such as
-  ``claude-3-5-haiku-latest``), kept at their last listed price with ``retired`` naming that
-  table, so old records and late callers are priced rather than unpriced.
+  source no longer lists, of providers it still lists (LiteLLM drops Anthropic models once
+  they are retired, such as ``claude-3-5-haiku-latest``), kept at their last listed price with
+  ``retired`` naming that table, so old records and late callers are priced, not unpriced.
 - aliases: an ``{"alias_of": target}`` entry (``claude-haiku-latest``) gets its target's price
   under its own name, with ``alias_of`` noted, when the target is kept.
 
