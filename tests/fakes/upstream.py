@@ -71,10 +71,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 try:
-    from fakes import gemini_payloads, payloads
+    from fakes import gemini_payloads, media_payloads, payloads
 except ModuleNotFoundError:  # run as a script: python tests/fakes/upstream.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fakes import gemini_payloads, payloads
+    from fakes import gemini_payloads, media_payloads, payloads
 
 ROUTES = (  # (path suffix, provider, api); the first match wins
     ("/messages/count_tokens", "anthropic", "count_tokens"),
@@ -434,6 +434,13 @@ class FakeUpstream:
             model = deployment["name"]  # Azure: the URL names the deployment, not the body
         if name == "status":
             return self._status(provider, params, headers, request_id, model), name
+        if api is None and method == "POST" and (media := media_payloads.route(target)):
+            content_type, out = media_payloads.answer(media, body)  # images, audio, batches
+            hdrs = [
+                ("content-type", content_type),
+                *payloads.provider_headers(provider, request_id),
+            ]
+            return Reply(200, hdrs, out), media
         if api is None:
             return self._no_api(provider, method, target, headers, request_id), name
         message = None
