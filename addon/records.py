@@ -153,7 +153,18 @@ def _media(d: UsageDraft, result: MeterResult, kind: str) -> MediaUsage:
     for name in ("size", "quality", "characters"):
         if name not in facts and name in asked:
             facts[name] = asked[name]
+    if "tokens" not in facts and result.usage is not None:  # a stream: totals only
+        facts["tokens"] = _stream_tokens(kind, result.usage)
     return media_usage_from_json({**facts, "kind": kind}) or MediaUsage(kind=kind)
+
+
+def _stream_tokens(kind: str, u: Usage) -> dict[str, int]:
+    """A streamed media answer's usage totals by modality (image and speech streams end with
+    input and output totals; their input is text, a transcription's is audio)."""
+    if kind == "transcription":
+        return {"audio_input": u.input_tokens, "text_output": u.output_tokens}
+    out = "image_output" if kind == "image" else "audio_output"
+    return {"text_input": u.input_tokens, out: u.output_tokens}
 
 
 def _media_cost(book: PriceBook, d: UsageDraft, model: str | None, media: MediaUsage) -> int | None:

@@ -390,3 +390,18 @@ def test_reads_refusals_and_free_endpoints_cost_exactly_nothing(api, method, sta
 def test_an_unmetered_request_never_forwarded_costs_nothing() -> None:
     d = draft(api="openai.other", method="POST", forwarded=False, status_code=401)
     assert finish(d, BOOK).cost_picousd == 0
+
+
+def test_streamed_speech_is_priced_from_the_usage_of_its_last_event() -> None:
+    speech = json.dumps({"model": "gpt-4o-mini-tts", "input": "Hi", "stream_format": "sse"})
+    streamed = MeterResult(usage=Usage(input_tokens=14, output_tokens=101), streamed=True)
+    d = draft(
+        api="openai.speech",
+        requested_model="gpt-4o-mini-tts",
+        request_body=speech.encode(),
+        result=streamed,
+    )
+    r = finish(d, BOOK)
+    # gpt-4o-mini-tts: $0.6 per 1M text input tokens, $12 per 1M audio output tokens
+    assert r.cost_picousd == 14 * 600_000 + 101 * 12_000_000
+    assert (r.input_tokens, r.output_tokens, r.streamed) == (14, 101, True)
