@@ -130,17 +130,24 @@ def _cost(
 
 
 def _succeeded(d: UsageDraft) -> bool:
-    """The provider did the (billable) work: forwarded and answered 2xx, or cut short."""
+    """The provider did the (billable) work: forwarded and answered 2xx (101: a websocket
+    was opened), or cut short."""
     if not d.forwarded:
         return False
-    return d.status_code is None or 200 <= d.status_code < 300
+    return d.status_code is None or d.status_code == 101 or 200 <= d.status_code < 300
+
+
+def metered(api: str, method: str) -> bool:
+    """Whether the gateway meters (or knows to be free) what this request costs: token and
+    media APIs, free APIs, and reads or deletions of anything else (``*.other``)."""
+    if api in BILLABLE_APIS or api in FREE_APIS:
+        return True
+    return api.endswith(".other") and method.upper() in FREE_METHODS
 
 
 def _unmetered(d: UsageDraft) -> bool:
     """A request the provider may bill that the gateway has no meter for."""
-    if d.api in BILLABLE_APIS or d.api in FREE_APIS or d.method.upper() in FREE_METHODS:
-        return False
-    return _succeeded(d)
+    return not metered(d.api, d.method) and _succeeded(d)
 
 
 def _media(d: UsageDraft, result: MeterResult, kind: str) -> MediaUsage:

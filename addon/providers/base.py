@@ -90,6 +90,8 @@ OPENAI_MEDIA_PATHS = {
 
 
 def openai_classify(method: str, path: str) -> str:
+    if path == "/realtime" or path.startswith("/realtime/"):
+        return "openai.realtime"  # a websocket (GET) or its sessions: paid, not metered
     if method == "POST":
         if path == "/chat/completions":
             return "openai.chat"

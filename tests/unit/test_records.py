@@ -405,3 +405,10 @@ def test_streamed_speech_is_priced_from_the_usage_of_its_last_event() -> None:
     # gpt-4o-mini-tts: $0.6 per 1M text input tokens, $12 per 1M audio output tokens
     assert r.cost_picousd == 14 * 600_000 + 101 * 12_000_000
     assert (r.input_tokens, r.output_tokens, r.streamed) == (14, 101, True)
+
+
+def test_a_realtime_websocket_is_unpriced_even_though_it_is_a_get() -> None:
+    d = draft(api="openai.realtime", endpoint="/v1/realtime", method="GET", status_code=101)
+    r = finish(d, BOOK)
+    assert r.cost_picousd is None
+    assert json.loads(r.extras_json)["unpriced"] == "endpoint_not_metered"
