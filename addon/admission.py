@@ -12,14 +12,28 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from addon.errors import NotAllowed
+from addon.keycache import KeyInfo
 from addon.limits import Limits
 from addon.metering.estimate import estimate_prompt_tokens
 from addon.metering.usage import Usage
 from addon.pricing.table import PriceBook
-from addon.records import price
+from addon.records import metered, price
 from addon.store.limits_repo import admit
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def check_metered(key: KeyInfo, api: str, method: str) -> None:
+    """A key with a budget or a TPM limit reaches only endpoints the gateway meters (or knows
+    to be free), so its limits hold for everything it spends; ``allow_unmetered`` lifts this
+    (such requests are then recorded as unpriced). Raises ``NotAllowed`` (403)."""
+    limited = key.budget_picousd is not None or key.tpm is not None
+    if limited and not key.allow_unmetered and not metered(api, method):
+        raise NotAllowed(
+            f"The virtual key {key.id} has a budget or token limit and may use only endpoints"
+            " tollkeeper meters; this one is not metered (keys update --allow-unmetered)."
+        )
 
 
 def estimate(api: str, model: str | None, raw_body: bytes | None) -> tuple[int, int]:

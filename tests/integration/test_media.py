@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
+import openai
 import pytest
 from fakes import media_payloads
 from integration.conftest import Stack
@@ -81,3 +82,42 @@ def test_a_paid_endpoint_the_gateway_does_not_meter_is_unpriced(stack: Stack, mo
     assert by_model["my-image-model"]["cost_usd"] is None  # never "0.00"
     table = stack.cli.run("usage", "--by", "model", "--project", project).stdout
     assert "unpriced" in next(line for line in table.splitlines() if "my-image-model" in line)
+
+
+def _batch(client) -> object:
+    return client.batches.create(
+        completion_window="24h", endpoint="/v1/chat/completions", input_file_id="file-abc"
+    )
+
+
+def test_a_key_with_a_budget_reaches_only_metered_endpoints_unless_allowed(
+    stack: Stack, monkeypatch
+) -> None:
+    project = "media-budget"
+    key = stack.cli.new_key(project, "--budget", "5")
+    client = stack.openai_reverse(key["key"], monkeypatch)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        _batch(client)
+    assert refused.value.response.headers["x-tollkeeper-error"] == "not_allowed"
+    assert not [r for r in stack.upstream.requests if r.path.endswith("/batches")]
+    client.images.generate(model="gpt-image-1", prompt="x")  # metered: allowed
+
+    stack.cli.run("keys", "update", key["id"], "--allow-unmetered")
+
+    def allowed() -> bool:
+        try:
+            _batch(client)
+        except openai.PermissionDeniedError:
+            return False  # the gateway's key cache has not seen the change yet
+        return True
+
+    assert wait_for(allowed)
+    rows = wait_for(
+        lambda: [
+            r
+            for r in stack.cli.json("usage", "--project", project, "--by", "model", "--json")
+            if r["model"] is None and r["unpriced_requests"] == 1
+        ]
+    )
+    # the refused batch (403, $0) and the allowed one, recorded as unpriced, never $0
+    assert rows and (rows[0]["requests"], rows[0]["error_requests"]) == (2, 1)
