@@ -440,7 +440,8 @@ class FakeUpstream:
                 ("content-type", content_type),
                 *payloads.provider_headers(provider, request_id),
             ]
-            return Reply(200, hdrs, out), media
+            wait = float(headers.get("x-fake-wait") or 0)  # hold the answer back this long
+            return Reply(200, hdrs, out, wait=wait), media
         if api is None:
             return self._no_api(provider, method, target, headers, request_id), name
         message = None

@@ -4,6 +4,7 @@ priced from the bundled data, and a paid endpoint the gateway does not meter is 
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import openai
@@ -121,3 +122,36 @@ def test_a_key_with_a_budget_reaches_only_metered_endpoints_unless_allowed(
     )
     # the refused batch (403, $0) and the allowed one, recorded as unpriced, never $0
     assert rows and (rows[0]["requests"], rows[0]["error_requests"]) == (2, 1)
+
+
+def test_an_image_burst_on_a_fresh_key_overshoots_its_budget_by_at_most_one_image(
+    stack: Stack, monkeypatch
+) -> None:
+    budget = Decimal("0.05")
+    key = stack.cli.new_key("media-burst", "--budget", str(budget))
+    client = stack.openai_reverse(key["key"], monkeypatch)
+    # each answer waits, so all 12 are admitted before any is settled: only the reservation
+    # (low/1024-x-1024/gpt-image-1, $0.011 per image) stands between the burst and the budget
+    slow = {"x-fake-wait": "0.5"}
+
+    def one(_: int) -> str:
+        try:
+            client.images.generate(
+                model="gpt-image-1", prompt="x", quality="low", extra_headers=slow
+            )
+        except openai.RateLimitError as e:
+            return e.response.headers.get("x-tollkeeper-error", "?")
+        return "ok"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(one, range(12)))
+    assert "budget_exceeded" in outcomes and "ok" in outcomes
+    rows = wait_for(
+        lambda: [
+            r for r in stack.cli.usage("project") if r["project"] == "media-burst"
+            and r["requests"] == 12
+        ]
+    )  # fmt: skip
+    image = (20 * Decimal(5) + 272 * Decimal(40)) / 10**6  # $0.01098: tokens, as reported
+    assert rows and Decimal(rows[0]["cost_usd"]) <= budget + image
+    assert Decimal(rows[0]["cost_usd"]) == outcomes.count("ok") * image

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
-from addon.admission import check_metered
+from addon.admission import check_metered, reservation
 from addon.errors import NotAllowed
 from addon.keycache import KeyInfo
+from addon.pricing.table import PriceBook
 
 BASE = KeyInfo(
     id="abc123xyz0",
@@ -63,3 +65,40 @@ def test_allow_unmetered_and_unlimited_keys_reach_anything(api, method) -> None:
     check_metered(replace(BUDGET, allow_unmetered=True), api, method)
     check_metered(BASE, api, method)
     check_metered(replace(BASE, rpm=10, max_parallel=2), api, method)  # no money or tokens
+
+
+# --- what a request reserves -------------------------------------------------------------
+
+BOOK = PriceBook.bundled()
+
+
+def test_an_image_request_reserves_its_images_at_the_requested_price() -> None:
+    body = json.dumps({"model": "gpt-image-1", "prompt": "x", "n": 3, "quality": "low"})
+    # low/1024-x-1024/gpt-image-1: $0.011 per image
+    assert reservation(BOOK, "openai", "openai.images", "gpt-image-1", body.encode()) == (
+        3 * 11 * 10**9,
+        0,
+    )
+
+
+def test_an_image_request_without_quality_or_size_reserves_the_high_price() -> None:
+    body = json.dumps({"model": "gpt-image-1", "prompt": "x", "size": "auto"}).encode()
+    cost, _ = reservation(BOOK, "openai", "openai.images", None, body)
+    assert cost == 167 * 10**9  # high/1024-x-1024/gpt-image-1: $0.167
+
+
+def test_speech_reserves_its_characters_and_chat_its_prompt_and_max_tokens() -> None:
+    speech = json.dumps({"model": "tts-1", "input": "x" * 1000, "voice": "alloy"}).encode()
+    assert reservation(BOOK, "openai", "openai.speech", "tts-1", speech) == (15 * 10**9, 0)
+    chat = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
+    ).encode()
+    cost, tokens = reservation(BOOK, "openai", "openai.chat", "gpt-4o-mini", chat)
+    prompt = tokens - 100
+    assert prompt > 0 and cost == prompt * 150_000 + 100 * 600_000
+
+
+def test_a_transcription_or_an_unknown_model_reserves_nothing() -> None:
+    assert reservation(BOOK, "openai", "openai.transcriptions", "whisper-1", b"--x\r\n") == (0, 0)
+    body = json.dumps({"model": "my-image-model", "prompt": "x"}).encode()
+    assert reservation(BOOK, "openai", "openai.images", "my-image-model", body) == (0, 0)
