@@ -40,6 +40,7 @@ class KeyInfo:
     rpm: int | None
     tpm: int | None
     max_parallel: int | None
+    allow_unmetered: bool = False  # may a limited key reach endpoints without a meter?
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def _key_info(row: VirtualKey) -> KeyInfo:
         rpm=p.rpm,
         tpm=p.tpm,
         max_parallel=p.max_parallel,
+        allow_unmetered=p.allow_unmetered,
     )
 
 

@@ -12,12 +12,21 @@ from datetime import datetime
 from typing import Any
 
 from addon.metering.estimate import count_tokens, estimate_prompt_tokens
+from addon.metering.media import (
+    FREE_APIS,
+    MEDIA_APIS,
+    MediaUsage,
+    media_kind,
+    media_usage_from_json,
+    request_facts,
+)
 from addon.metering.usage import MeterResult, Usage
-from addon.pricing.cost import cost_picousd
+from addon.pricing.charge import media_cost, token_cost
 from addon.pricing.table import PriceBook
 from addon.store.rows import UsageRow
 
-BILLABLE_APIS = frozenset(
+# token APIs: metered from the response's usage, estimated with tiktoken where it is missing
+TOKEN_APIS = frozenset(
     {
         "openai.chat",
         "openai.completions",
@@ -28,6 +37,9 @@ BILLABLE_APIS = frozenset(
         "gemini.stream",
     }
 )
+# every API the gateway meters and prices (the request body is kept for these)
+BILLABLE_APIS = TOKEN_APIS | MEDIA_APIS
+FREE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})  # reads and deletions
 
 
 @dataclass
@@ -39,6 +51,7 @@ class UsageDraft:
     provider: str
     api: str
     endpoint: str
+    method: str = "POST"
     virtual_key_id: str | None = None
     project: str | None = None
     real_key_label: str | None = None
@@ -63,14 +76,14 @@ def price(
     usage: Usage | None,
     service_tier: str | None = None,
 ) -> int | None:
+    """The token cost of ``usage`` (None: the model has no price; no usage: nothing)."""
     if usage is None:
         return 0
-    p = book.lookup(provider, model)
-    return None if p is None else cost_picousd(usage, p, service_tier=service_tier)
+    return token_cost(book, provider, model, usage, service_tier)
 
 
 def _needs_estimate(d: UsageDraft) -> bool:
-    if not d.forwarded or d.api not in BILLABLE_APIS:
+    if not d.forwarded or d.api not in TOKEN_APIS:
         return False
     if d.status_code is not None and not 200 <= d.status_code < 300:
         return False
@@ -106,13 +119,65 @@ def _estimate(d: UsageDraft, model: str | None) -> Usage:
 
 
 def _cost(
-    book: PriceBook, d: UsageDraft, model: str | None, usage: Usage | None, tier: str | None
+    book: PriceBook, d: UsageDraft, model: str | None, usage: Usage, tier: str | None
 ) -> int | None:
     """Priced by the model the provider reported; if that has no price and the operator
     mapped the deployment to a model (Azure), by that model."""
-    cost = price(book, d.provider, model, usage, tier)
+    cost = token_cost(book, d.provider, model, usage, tier)
     if cost is None and d.mapped_model:
-        cost = price(book, d.provider, d.mapped_model, usage, tier)
+        cost = token_cost(book, d.provider, d.mapped_model, usage, tier)
+    return cost
+
+
+def _succeeded(d: UsageDraft) -> bool:
+    """The provider did the (billable) work: forwarded and answered 2xx (101: a websocket
+    was opened), or cut short."""
+    if not d.forwarded:
+        return False
+    return d.status_code is None or d.status_code == 101 or 200 <= d.status_code < 300
+
+
+def metered(api: str, method: str) -> bool:
+    """Whether the gateway meters (or knows to be free) what this request costs: token and
+    media APIs, free APIs, and reads or deletions of anything else (``*.other``)."""
+    if api in BILLABLE_APIS or api in FREE_APIS:
+        return True
+    return api.endswith(".other") and method.upper() in FREE_METHODS
+
+
+def _unmetered(d: UsageDraft) -> bool:
+    """A request the provider may bill that the gateway has no meter for."""
+    return not metered(d.api, d.method) and _succeeded(d)
+
+
+def _media(d: UsageDraft, result: MeterResult, kind: str) -> MediaUsage:
+    """The media usage of a request: the response's facts, the request's where it is silent."""
+    seen = result.extras.get("media")
+    facts: dict[str, Any] = dict(seen) if isinstance(seen, dict) else {}
+    asked = request_facts(d.api, d.request_body)
+    if kind == "image" and "images" not in facts and _succeeded(d):
+        facts["images"] = asked.get("n", 1)  # no answer to count: what was asked for
+    for name in ("size", "quality", "characters"):
+        if name not in facts and name in asked:
+            facts[name] = asked[name]
+    if "tokens" not in facts and result.usage is not None:  # a stream: totals only
+        facts["tokens"] = _stream_tokens(kind, result.usage)
+    return media_usage_from_json({**facts, "kind": kind}) or MediaUsage(kind=kind)
+
+
+def _stream_tokens(kind: str, u: Usage) -> dict[str, int]:
+    """A streamed media answer's usage totals by modality (image and speech streams end with
+    input and output totals; their input is text, a transcription's is audio)."""
+    if kind == "transcription":
+        return {"audio_input": u.input_tokens, "text_output": u.output_tokens}
+    out = "image_output" if kind == "image" else "audio_output"
+    return {"text_input": u.input_tokens, out: u.output_tokens}
+
+
+def _media_cost(book: PriceBook, d: UsageDraft, model: str | None, media: MediaUsage) -> int | None:
+    cost = media_cost(book, d.provider, model, media)
+    if cost is None and d.mapped_model:
+        cost = media_cost(book, d.provider, d.mapped_model, media)
     return cost
 
 
@@ -123,7 +188,10 @@ def _clip(value: str | None, limit: int) -> str | None:
 
 def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
     result = d.result or MeterResult()
+    kind = media_kind(d.api)
     model = result.model or d.requested_model
+    if kind is not None and model is None:
+        model = request_facts(d.api, d.request_body).get("model")
     usage = result.usage
     estimated = result.estimated
     if _needs_estimate(d):
@@ -133,6 +201,18 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
     if u.cache_write_1h_tokens:  # no column of its own; `usage reprice` reads it back
         extras["cache_write_1h_tokens"] = u.cache_write_1h_tokens
     tier = extras.get("service_tier")
+    if kind is not None and _succeeded(d):
+        media = _media(d, result, kind)
+        extras["media"] = media.as_json()  # what `usage reprice` prices again
+        cost = _media_cost(book, d, model, media)
+    elif kind is not None:
+        cost = 0  # refused or failed: providers do not bill it
+    elif usage is None:
+        cost = None if _unmetered(d) else 0
+    else:
+        cost = _cost(book, d, model, usage, tier if isinstance(tier, str) else None)
+    if cost is None:
+        extras["unpriced"] = _why_unpriced(kind, usage, model, d)
     return UsageRow(
         request_id=d.request_id,
         created_at=d.created_at,
@@ -148,7 +228,7 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens,
         reasoning_tokens=u.reasoning_tokens,
-        cost_picousd=_cost(book, d, model, usage, tier if isinstance(tier, str) else None),
+        cost_picousd=cost,
         latency_ms=d.latency_ms,
         ttfb_ms=d.ttfb_ms,
         streamed=result.streamed,
@@ -157,3 +237,11 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         provider_request_id=_clip(d.provider_request_id, 200),
         extras_json=json.dumps(extras, sort_keys=True, default=str),
     )
+
+
+def _why_unpriced(kind: str | None, usage: Usage | None, model: str | None, d: UsageDraft) -> str:
+    if kind is None and usage is None:
+        return "endpoint_not_metered"
+    if not model:
+        return "model_unknown"
+    return "no_price_for_model" if kind is None else "no_media_price_for_usage"

@@ -12,7 +12,7 @@ from typing import Any
 from mitmproxy import http
 
 from addon import auth, flowtools
-from addon.admission import admit_request
+from addon.admission import admit_request, check_metered
 from addon.errors import (
     BudgetExceeded,
     GatewayError,
@@ -148,6 +148,7 @@ class RequestSide:
             state.mapped_model = dict(real.model_map).get(state.model)  # an Azure deployment
         if state.key is not None:
             auth.check_model(state.key, state.mapped_model or state.model)
+            check_metered(state.key, state.api, flow.request.method)
         if state.api in BILLABLE_APIS:
             state.request_body = raw
 

@@ -177,6 +177,7 @@ class ResponseSide:
             provider=state.provider.name,
             api=state.api,
             endpoint=state.endpoint,
+            method=state.flow.request.method if state.flow is not None else "POST",
             virtual_key_id=state.key.id if state.key else None,
             project=state.key.project if state.key else None,
             real_key_label=state.real_key.label if state.real_key else None,

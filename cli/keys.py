@@ -76,6 +76,12 @@ def policy_options(*, for_update: bool) -> Callable[[Any], Any]:
             metavar="NAME,…",
             help=f"Allowed providers, e.g. 'openai,anthropic'{empty}.",
         ),
+        click.option(
+            "--allow-unmetered/--no-allow-unmetered",
+            default=None,
+            help="Let a key with a budget or TPM limit reach endpoints the gateway does not"
+            " meter (recorded as unpriced); refused with 403 otherwise.",
+        ),
         click.option("--metadata", metavar="JSON", help="Free-form JSON object kept with the key."),
     ]
 
@@ -103,6 +109,8 @@ def _policy_changes(options: dict[str, Any]) -> dict[str, Any]:
         changes["allowed_models"] = options["models"]
     if options.get("providers") is not None:
         changes["allowed_providers"] = options["providers"]  # checked against the store
+    if options.get("allow_unmetered") is not None:
+        changes["allow_unmetered"] = options["allow_unmetered"]
     if options.get("metadata") is not None:
         changes["metadata"] = _parse_metadata(options["metadata"])
     return changes

@@ -1,8 +1,9 @@
 """``tollkeeper usage``: requests, tokens and cost, grouped by project, key, model, provider or day.
 
-Costs are exact decimal strings. Usage of models without a known price is counted apart
-(``unpriced_*``) and never shown as $0. ``tollkeeper usage reprice`` recomputes stored costs
-at the current prices.
+Costs are exact decimal strings. Usage without a known price (an unknown model, an endpoint
+the gateway does not meter) is counted apart (``unpriced_*``) and never shown as $0: a group
+with no priced request has ``cost_usd: null`` in JSON, ``unpriced`` in CSV and the table.
+``tollkeeper usage reprice`` recomputes stored costs at the current prices.
 """
 
 from __future__ import annotations
@@ -38,15 +39,24 @@ def usage_json(row: dict[str, Any], group_field: str) -> dict[str, Any]:
     """One group in the stable JSON/CSV shape."""
     out: dict[str, Any] = {group_field: row[group_field]}
     out.update({f: int(row[f]) for f in COUNT_FIELDS})
-    out["cost_usd"] = usd(int(row["cost_picousd"]))
+    all_unpriced = int(row["requests"]) > 0 and int(row["unpriced_requests"]) == int(
+        row["requests"]
+    )
+    out["cost_usd"] = None if all_unpriced else usd(int(row["cost_picousd"]))
     out.update({f: int(row[f]) for f in TAIL_FIELDS})
     return out
 
 
 def _cost_cell(item: dict[str, Any]) -> str:
-    if item["requests"] > 0 and item["unpriced_requests"] == item["requests"]:
+    if item["cost_usd"] is None:
         return "unpriced"
+    if item["unpriced_requests"]:
+        return f"${item['cost_usd']} + unpriced"
     return f"${item['cost_usd']}"
+
+
+def _csv_cell(item: dict[str, Any], column: str) -> Any:
+    return "unpriced" if column == "cost_usd" and item[column] is None else item[column]
 
 
 def _unpriced_cell(item: dict[str, Any]) -> str:
@@ -123,10 +133,12 @@ def usage(
 ) -> None:
     """Report usage and cost from the gateway's usage records.
 
-    COST is the exact sum over requests with a known price; requests for models without a
-    price are counted under UNPRICED (with their tokens), never as $0. JSON and CSV have one
-    row per group: the group (project, key_id, model, provider or day), requests, token sums,
-    cost_usd (an exact decimal string) and the unpriced, estimated and error counts.
+    COST is the exact sum over requests with a known price; requests without one (a model
+    without a price, an endpoint the gateway does not meter) are counted under UNPRICED
+    (with their tokens), never as $0. JSON and CSV have one row per group: the group
+    (project, key_id, model, provider or day), requests, token sums, cost_usd (an exact
+    decimal string; null in JSON and "unpriced" in CSV when no request of the group has a
+    price) and the unpriced, estimated and error counts.
 
     After a price change, 'tollkeeper usage reprice' recomputes the stored costs.
     """
@@ -144,7 +156,7 @@ def usage(
         print_json(items)
     elif fmt == "csv":
         columns = fields(group_field)
-        print_csv(columns, [[i[c] for c in columns] for i in items])
+        print_csv(columns, [[_csv_cell(i, c) for c in columns] for i in items])
     elif not items:
         note("No usage in this period.")
     else:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from addon.metering.gemini import parse_gemini
+from addon.metering.media import MEDIA_APIS, parse_media_response
 from addon.metering.normalise import (
     BAD_JSON,
     anthropic_usage,
@@ -58,6 +59,8 @@ def parse_response(api: str, body: bytes) -> MeterResult:
     """
     if api.startswith("gemini."):
         return parse_gemini(api, body)
+    if api in MEDIA_APIS:  # images, transcriptions, speech: see addon.metering.media
+        return parse_media_response(api, body)
     try:
         doc = load_json(body)
     except ValueError:

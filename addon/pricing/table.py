@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from addon.pricing.codec import price_from_bundled, price_from_json, price_to_json
+from addon.pricing.media import MediaPrice, media_price_from_json
 from addon.pricing.price import Price, Rates, Tier
 
 __all__ = ["Price", "PriceBook", "Rates", "Tier", "price_from_json", "price_to_json"]
@@ -42,6 +43,13 @@ class _Entry:
     model: str  # as written in the table
     provider: str
     price: Price
+
+
+@dataclass(frozen=True)
+class _MediaEntry:
+    model: str
+    provider: str
+    price: MediaPrice
 
 
 def _prefix(provider: str) -> str:
@@ -77,9 +85,11 @@ class PriceBook:
         self,
         bundled: Mapping[str, _Entry],
         overrides: Mapping[str, tuple[str, Price]] | None = None,
+        media: Mapping[str, _MediaEntry] | None = None,
     ) -> None:
         self._bundled = MappingProxyType(dict(bundled))
         self._overrides = MappingProxyType(dict(overrides or {}))
+        self._media = MappingProxyType(dict(media or {}))
         self._memo: dict[tuple[str, str], Price | None] = {}  # GIL-atomic dict ops
 
     @classmethod
@@ -104,7 +114,7 @@ class PriceBook:
             if model.lower() in entries:
                 raise ValueError(f"price table lists {model!r} twice (names are case-insensitive)")
             entries[model.lower()] = _Entry(model, entry["provider"], price)
-        return cls(entries)
+        return cls(entries, media=_media_entries(table.get("media", {})))
 
     def with_overrides(self, overrides: Mapping[str, Price]) -> PriceBook:
         """A new book in which ``overrides`` (model name -> Price) win over everything else."""
@@ -113,7 +123,7 @@ class PriceBook:
             if not isinstance(price, Price):
                 raise TypeError(f"override for {model!r} is not a Price")
             merged[model.strip().lower()] = (model.strip(), price)
-        return PriceBook(self._bundled, merged)
+        return PriceBook(self._bundled, merged, self._media)
 
     def lookup(self, provider: str, model: str | None) -> Price | None:
         """The price of ``model`` as served by ``provider``, or None if it is unknown.
@@ -143,6 +153,24 @@ class PriceBook:
                 return entry.price
         return None
 
+    def lookup_media(self, provider: str, model: str | None) -> MediaPrice | None:
+        """The media price (images, audio, speech) of ``model`` at ``provider``, or None.
+
+        Found like ``lookup`` finds token prices; bundled only (no overrides yet)."""
+        if not model or not model.strip():
+            return None
+        prefix = _prefix(provider)
+        allowed = {prefix, *_ALSO.get(prefix, ())}
+        for key in _keys(prefix, model):
+            entry = self._media.get(key)
+            if entry is not None and entry.provider in allowed:
+                return entry.price
+        return None
+
+    def media_entries(self) -> list[tuple[str, str, MediaPrice]]:
+        """Every bundled media price as (model, provider, price), sorted by model name."""
+        return [(e.model, e.provider, e.price) for _, e in sorted(self._media.items())]
+
     def entries(self) -> list[tuple[str, str, Price, Source]]:
         """Every known model as (model, provider, price, source), sorted by model name."""
         rows: dict[str, tuple[str, str, Price, Source]] = {
@@ -159,6 +187,23 @@ def _provider_of(model: str) -> str:
     """The provider a prefixed override name implies (``groq/x`` -> ``groq``), else ""."""
     head, sep, _ = model.partition("/")
     return head if sep else ""
+
+
+def _media_entries(section: object) -> dict[str, _MediaEntry]:
+    if not isinstance(section, Mapping):
+        raise ValueError("price table 'media' is not an object")
+    out: dict[str, _MediaEntry] = {}
+    for model, entry in section.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("provider"), str):
+            raise ValueError(f"media price entry {model!r} has no provider")
+        try:
+            price = media_price_from_json(entry, model)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"media price entry {model!r}: {e}") from e
+        if model.lower() in out:
+            raise ValueError(f"price table lists media {model!r} twice")
+        out[model.lower()] = _MediaEntry(model, entry["provider"], price)
+    return out
 
 
 @functools.cache

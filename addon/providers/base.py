@@ -88,7 +88,21 @@ def collapse_slashes(path: str) -> str:
     return _SLASHES.sub("/", path)
 
 
+# POST paths of paid OpenAI-style endpoints that are not token APIs (see metering/media.py)
+OPENAI_MEDIA_PATHS = {
+    "/images/generations": "openai.images",
+    "/images/edits": "openai.image_edits",
+    "/images/variations": "openai.image_variations",
+    "/audio/transcriptions": "openai.transcriptions",
+    "/audio/translations": "openai.translations",
+    "/audio/speech": "openai.speech",
+    "/moderations": "openai.moderations",
+}
+
+
 def openai_classify(method: str, path: str) -> str:
+    if path == "/realtime" or path.startswith("/realtime/"):
+        return "openai.realtime"  # a websocket (GET) or its sessions: paid, not metered
     if method == "POST":
         if path == "/chat/completions":
             return "openai.chat"
@@ -100,6 +114,8 @@ def openai_classify(method: str, path: str) -> str:
             return "openai.responses"
         if path == "/responses/input_tokens":  # counts a prompt: free
             return "openai.count_tokens"
+        if path in OPENAI_MEDIA_PATHS:
+            return OPENAI_MEDIA_PATHS[path]
     return "openai.other"
 
 

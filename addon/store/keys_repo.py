@@ -31,6 +31,7 @@ class KeyPolicy:
     rpm: int | None = None
     tpm: int | None = None
     max_parallel: int | None = None
+    allow_unmetered: bool = False
     metadata: dict[str, Any] | None = None
 
 
@@ -45,6 +46,7 @@ def _apply_policy(row: VirtualKey, policy: KeyPolicy) -> None:
     row.rpm = policy.rpm
     row.tpm = policy.tpm
     row.max_parallel = policy.max_parallel
+    row.allow_unmetered = policy.allow_unmetered
     row.metadata_json = json.dumps(policy.metadata or {})
 
 
@@ -172,6 +174,7 @@ def policy_of(row: VirtualKey) -> KeyPolicy:
         rpm=row.rpm,
         tpm=row.tpm,
         max_parallel=row.max_parallel,
+        allow_unmetered=bool(row.allow_unmetered),
         metadata=json.loads(row.metadata_json or "{}"),
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -45,6 +45,8 @@ class VirtualKey(SQLModel, table=True):
     rpm: int | None = None
     tpm: int | None = None
     max_parallel: int | None = None
+    # a key with a budget or TPM limit reaches only metered endpoints unless this is set
+    allow_unmetered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     metadata_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
 
 

@@ -6,7 +6,8 @@ does: records without a price get one when their model has a price now, priced r
 change when their price changed. A record whose model has no price now is left as it is —
 an unpriced record stays NULL (never $0), a priced one keeps the cost it was stored with.
 The tokens are the record's columns; 1-hour cache writes and the service tier (flex,
-priority) come from ``extras_json`` where the record has them.
+priority) come from ``extras_json`` where the record has them, and so does the media usage of
+image, transcription and speech records (priced by ``addon.pricing.charge.media_cost``).
 
 Work goes in batches of records (keyset by id), one short transaction each: the batch's rows
 are locked (PostgreSQL ``FOR UPDATE``; SQLite's write lock), their costs updated, and every
@@ -19,7 +20,6 @@ nothing.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,14 +30,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from addon.limits import day_key
-from addon.metering.usage import Usage
-from addon.pricing.cost import cost_picousd, format_usd
+from addon.pricing.cost import format_usd
 from addon.pricing.table import PriceBook
 from addon.store.audit_repo import record_event
 from addon.store.models import KeyDailySpend, UsageRecord
+from addon.store.record_cost import current_cost
 
 BATCH_SIZE = 1000
-MAX_PICOUSD = 2**63 - 1  # what the BIGINT cost column holds
 _USAGE: Table = UsageRecord.__table__  # type: ignore[attr-defined]
 _SPEND: Table = KeyDailySpend.__table__  # type: ignore[attr-defined]
 _COLUMNS = (
@@ -72,44 +71,6 @@ class RepriceSummary:
 
     def counts(self) -> dict[str, int]:
         return asdict(self)
-
-
-def record_usage(row: Any) -> tuple[Usage, str | None]:
-    """The tokens of a stored record as a Usage, and its service tier (from extras)."""
-    try:
-        extras = json.loads(row.extras_json or "{}")
-    except json.JSONDecodeError:
-        extras = {}
-    if not isinstance(extras, dict):
-        extras = {}
-    writes_1h = extras.get("cache_write_1h_tokens", 0)
-    if isinstance(writes_1h, bool) or not isinstance(writes_1h, int) or writes_1h < 0:
-        writes_1h = 0
-    tier = extras.get("service_tier")
-    usage = Usage(
-        input_tokens=row.input_tokens,
-        cached_input_tokens=row.cached_input_tokens,
-        cache_write_tokens=row.cache_write_tokens,
-        cache_write_1h_tokens=writes_1h,
-        output_tokens=row.output_tokens,
-        reasoning_tokens=row.reasoning_tokens,
-    )
-    return usage, tier if isinstance(tier, str) else None
-
-
-def current_cost(row: Any, book: PriceBook) -> int | None:
-    """The record's cost at the book's prices, or None when its model has no price."""
-    price = book.lookup(row.provider, row.model)
-    if price is None:
-        return None
-    usage, tier = record_usage(row)
-    try:
-        cost = cost_picousd(usage, price, service_tier=tier)
-    except ValueError as e:
-        raise ValueError(f"usage record {row.id}: {e}") from e
-    if cost > MAX_PICOUSD:
-        raise ValueError(f"usage record {row.id}: cost {cost} picodollars is too large to store")
-    return cost
 
 
 def like_pattern(glob: str) -> str:

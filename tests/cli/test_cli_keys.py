@@ -80,6 +80,14 @@ def test_create_with_a_full_policy(ok):
     assert data["metadata"] == {"team": "search", "cost_center": 42}
 
 
+def test_allow_unmetered_is_off_by_default_and_set_and_cleared_by_create_and_update(ok):
+    assert _create(ok)["allow_unmetered"] is False
+    data = _create(ok, "--budget", "1", "--allow-unmetered")
+    assert data["allow_unmetered"] is True
+    ok("keys", "update", data["id"], "--no-allow-unmetered")
+    assert json.loads(ok("keys", "show", data["id"], "--json").stdout)["allow_unmetered"] is False
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

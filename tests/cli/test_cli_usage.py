@@ -210,6 +210,25 @@ def test_table_shows_unpriced_usage_as_such_and_a_total(ok):
 
 
 @pytest.mark.usefixtures("records")
+def test_a_group_without_any_priced_request_has_no_cost_in_json_and_csv(ok):
+    items = _by(_json(ok, "--by", "model"), "model")
+    assert items["mystery-model"]["cost_usd"] is None  # never "0.00"
+    assert items["mystery-model"]["unpriced_requests"] == items["mystery-model"]["requests"]
+    assert items["llama"]["cost_usd"] == "0.00"  # priced at zero: a real $0
+    out = ok("usage", "--format", "csv", "--by", "model").stdout
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["mystery-model"]["cost_usd"] == "unpriced"
+    assert rows["llama"]["cost_usd"] == "0.00"
+
+
+@pytest.mark.usefixtures("records")
+def test_table_says_when_a_group_mixes_priced_and_unpriced_usage(ok):
+    rows = {line.split()[0]: line for line in ok("usage").stdout.splitlines()[1:]}
+    assert "$5.00 + unpriced" in rows["beta"]
+    assert "+ unpriced" not in rows["alpha"]
+
+
+@pytest.mark.usefixtures("records")
 def test_table_never_shows_fully_unpriced_usage_as_zero_dollars(ok):
     lines = ok("usage", "--by", "model").stdout.splitlines()
     mystery = next(line for line in lines if line.startswith("mystery-model"))

@@ -76,10 +76,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 try:
-    from fakes import gemini_payloads, payloads
+    from fakes import gemini_payloads, media_payloads, payloads
 except ModuleNotFoundError:  # run as a script: python tests/fakes/upstream.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from fakes import gemini_payloads, payloads
+    from fakes import gemini_payloads, media_payloads, payloads
 
 ROUTES = (  # (path suffix, provider, api); the first match wins
     ("/messages/count_tokens", "anthropic", "count_tokens"),
@@ -456,6 +456,14 @@ class FakeUpstream:
             model = deployment["name"]  # Azure: the URL names the deployment, not the body
         if name == "status":
             return self._status(provider, params, headers, request_id, model), name
+        if api is None and method == "POST" and (media := media_payloads.route(target)):
+            content_type, out = media_payloads.answer(media, body)  # images, audio, batches
+            hdrs = [
+                ("content-type", content_type),
+                *payloads.provider_headers(provider, request_id),
+            ]
+            wait = float(headers.get("x-fake-wait") or 0)  # hold the answer back this long
+            return Reply(200, hdrs, out, wait=wait), media
         if api is None:
             return self._no_api(provider, method, target, headers, request_id), name
         message = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from addon.metering.json_usage import parse_response
 from addon.metering.usage import MeterResult, Usage
 from addon.pricing.table import PriceBook
 from addon.records import UsageDraft, finish, price
@@ -252,3 +253,172 @@ def test_an_unpriced_reported_model_falls_back_to_the_mapped_model_only() -> Non
         BOOK,
     )
     assert mapped.cost_picousd == 127_200_000 and mapped.model == "prod-mini"
+
+
+# --- media endpoints, unmetered endpoints ----------------------------------------------
+
+IMAGE_REQUEST = json.dumps({"model": "gpt-image-1", "prompt": "a cat", "n": 2}).encode()
+
+
+def test_image_generation_is_priced_from_its_reported_tokens() -> None:
+    answer = {
+        "data": [{"b64_json": "x"}, {"b64_json": "y"}],
+        "size": "1024x1024",
+        "quality": "low",
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 544,
+            "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+        },
+    }
+    result = parse_response("openai.images", json.dumps(answer).encode())
+    d = draft(
+        api="openai.images",
+        endpoint="/v1/images/generations",
+        requested_model="gpt-image-1",
+        request_body=IMAGE_REQUEST,
+        result=result,
+    )
+    r = finish(d, BOOK)
+    assert (r.input_tokens, r.output_tokens, r.estimated) == (10, 544, False)
+    assert r.cost_picousd == 10 * 5_000_000 + 544 * 40_000_000  # $5 text in, $40 image out
+    media = json.loads(r.extras_json)["media"]
+    assert media["images"] == 2 and media["quality"] == "low"
+
+
+def test_images_without_usage_are_priced_per_image_from_request_and_answer() -> None:
+    body = json.dumps({"model": "gpt-image-1-mini", "n": 3, "size": "1024x1024",
+                       "quality": "medium"}).encode()  # fmt: skip
+    answer = json.dumps({"data": [{"url": "u1"}, {"url": "u2"}, {"url": "u3"}]}).encode()
+    d = draft(
+        api="openai.images",
+        requested_model="gpt-image-1-mini",
+        request_body=body,
+        result=parse_response("openai.images", answer),
+    )
+    r = finish(d, BOOK)
+    assert r.cost_picousd == 3 * 11 * 10**9  # medium/1024-x-1024/gpt-image-1-mini: $0.011
+
+
+def test_image_edit_model_comes_from_the_multipart_form() -> None:
+    boundary = b"--b0undary"
+    body = (
+        boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-image-1-mini\r\n'
+        + boundary + b'\r\nContent-Disposition: form-data; name="size"\r\n\r\n1024x1536\r\n'
+        + boundary + b'\r\nContent-Disposition: form-data; name="quality"\r\n\r\nlow\r\n'
+        + boundary + b'\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        + b"Content-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n\r\n" + boundary + b"--\r\n"
+    )  # fmt: skip
+    answer = json.dumps({"data": [{"b64_json": "x"}]}).encode()
+    d = draft(
+        api="openai.image_edits",
+        endpoint="/v1/images/edits",
+        requested_model=None,
+        request_body=body,
+        result=parse_response("openai.image_edits", answer),
+    )
+    r = finish(d, BOOK)
+    assert r.model == "gpt-image-1-mini"
+    assert r.cost_picousd == 6 * 10**9  # low/1024-x-1536/gpt-image-1-mini: $0.006
+
+
+def test_transcription_is_priced_per_second_and_speech_per_character() -> None:
+    verbose = json.dumps({"text": "hi", "duration": 61.5}).encode()
+    t = finish(
+        draft(
+            api="openai.transcriptions",
+            requested_model="whisper-1",
+            result=parse_response("openai.transcriptions", verbose),
+        ),
+        BOOK,
+    )
+    assert t.cost_picousd == 615 * 10**7  # 61.5 s x $0.0001
+    speech = json.dumps({"model": "tts-1", "input": "x" * 4096, "voice": "alloy"}).encode()
+    s = finish(
+        draft(
+            api="openai.speech",
+            requested_model="tts-1",
+            request_body=speech,
+            result=parse_response("openai.speech", b"ID3\x04audio"),
+        ),
+        BOOK,
+    )
+    assert s.cost_picousd == 4096 * 15 * 10**6  # $15 per 1M characters
+    assert json.loads(s.extras_json)["media"] == {"kind": "speech", "characters": 4096}
+
+
+def test_media_that_cannot_be_priced_is_unpriced_with_a_reason() -> None:
+    text_only = finish(
+        draft(
+            api="openai.transcriptions",
+            requested_model="whisper-1",
+            result=parse_response("openai.transcriptions", b"plain transcript"),
+        ),
+        BOOK,
+    )
+    assert text_only.cost_picousd is None
+    assert json.loads(text_only.extras_json)["unpriced"] == "no_media_price_for_usage"
+
+
+def test_a_failed_media_request_costs_nothing() -> None:
+    body = b'{"error": {"message": "no", "type": "invalid_request_error", "code": null}}'
+    r = finish(
+        draft(
+            api="openai.images",
+            status_code=400,
+            request_body=IMAGE_REQUEST,
+            result=parse_response("openai.images", body),
+        ),
+        BOOK,
+    )
+    assert r.cost_picousd == 0
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/fine_tuning/jobs", "/v1/batches", "/v1/videos"])
+def test_a_paid_endpoint_without_a_meter_is_unpriced_not_free(endpoint: str) -> None:
+    d = draft(api="openai.other", endpoint=endpoint, method="POST", result=MeterResult())
+    r = finish(d, BOOK)
+    assert r.cost_picousd is None
+    assert json.loads(r.extras_json)["unpriced"] == "endpoint_not_metered"
+
+
+@pytest.mark.parametrize(
+    ("api", "method", "status"),
+    [
+        ("openai.other", "GET", 200),  # listing models, files, batches
+        ("openai.other", "DELETE", 200),
+        ("openai.other", "POST", 404),  # the provider refused: nothing to bill
+        ("openai.moderations", "POST", 200),
+        ("anthropic.count_tokens", "POST", 200),
+    ],
+)
+def test_reads_refusals_and_free_endpoints_cost_exactly_nothing(api, method, status) -> None:
+    d = draft(api=api, method=method, status_code=status, result=MeterResult())
+    assert finish(d, BOOK).cost_picousd == 0
+
+
+def test_an_unmetered_request_never_forwarded_costs_nothing() -> None:
+    d = draft(api="openai.other", method="POST", forwarded=False, status_code=401)
+    assert finish(d, BOOK).cost_picousd == 0
+
+
+def test_streamed_speech_is_priced_from_the_usage_of_its_last_event() -> None:
+    speech = json.dumps({"model": "gpt-4o-mini-tts", "input": "Hi", "stream_format": "sse"})
+    streamed = MeterResult(usage=Usage(input_tokens=14, output_tokens=101), streamed=True)
+    d = draft(
+        api="openai.speech",
+        requested_model="gpt-4o-mini-tts",
+        request_body=speech.encode(),
+        result=streamed,
+    )
+    r = finish(d, BOOK)
+    # gpt-4o-mini-tts: $0.6 per 1M text input tokens, $12 per 1M audio output tokens
+    assert r.cost_picousd == 14 * 600_000 + 101 * 12_000_000
+    assert (r.input_tokens, r.output_tokens, r.streamed) == (14, 101, True)
+
+
+def test_a_realtime_websocket_is_unpriced_even_though_it_is_a_get() -> None:
+    d = draft(api="openai.realtime", endpoint="/v1/realtime", method="GET", status_code=101)
+    r = finish(d, BOOK)
+    assert r.cost_picousd is None
+    assert json.loads(r.extras_json)["unpriced"] == "endpoint_not_metered"

@@ -101,7 +101,15 @@ OPENAI_FAMILY = sorted(n for n in HOSTS if n != "anthropic")
         ("/responses", "openai.responses"),
         ("/responses/input_tokens", "openai.count_tokens"),
         ("/models", "openai.other"),
-        ("/audio/speech", "openai.other"),
+        ("/audio/speech", "openai.speech"),
+        ("/audio/transcriptions", "openai.transcriptions"),
+        ("/audio/translations", "openai.translations"),
+        ("/images/generations", "openai.images"),
+        ("/images/edits", "openai.image_edits"),
+        ("/images/variations", "openai.image_variations"),
+        ("/moderations", "openai.moderations"),
+        ("/audio/voices", "openai.other"),
+        ("/realtime/client_secrets", "openai.realtime"),
         ("/chat/completions/abc123", "openai.other"),
     ],
 )
@@ -121,6 +129,7 @@ def test_openai_style_endpoints_under_each_base_path(name: str, suffix: str, api
         ("GET", "/v1/models", "openai.other"),
         ("POST", "/v1/responses/resp_1/cancel", "openai.other"),
         ("DELETE", "/v1/responses/resp_1", "openai.other"),
+        ("GET", "/v1/realtime?model=gpt-realtime", "openai.realtime"),  # the websocket
         ("POST", "/chat/completions", "openai.chat"),  # no /v1: still the same API name
     ],
 )

@@ -165,3 +165,79 @@ def test_generator_refuses_negative_prices(update_prices, tmp_path):
     with pytest.raises(ValueError):
         run(update_prices, tmp_path, source=source)
     assert not (tmp_path / "prices.json").exists()
+
+
+MEDIA_SOURCE = {
+    "gpt-image-x": {
+        "litellm_provider": "openai",
+        "mode": "image_generation",
+        "input_cost_per_token": 5e-06,
+        "input_cost_per_image_token": 1e-05,
+        "output_cost_per_image_token": 4e-05,
+    },
+    "high/1024-x-1024/gpt-image-x": {
+        "litellm_provider": "openai",
+        "mode": "image_generation",
+        "input_cost_per_image": 0.167,
+        "output_cost_per_pixel": 0.0,
+    },
+    "whisper-x": {
+        "litellm_provider": "openai",
+        "mode": "audio_transcription",
+        "input_cost_per_second": 0.0001,
+    },
+    "tts-x": {
+        "litellm_provider": "openai",
+        "mode": "audio_speech",
+        "input_cost_per_character": 1.5e-05,
+    },
+    "zero-image": {
+        "litellm_provider": "openai",
+        "mode": "image_generation",
+        "input_cost_per_pixel": 0,
+    },
+    "claude-y-latest": {"alias_of": "claude-x"},
+    "realtime-x": {"litellm_provider": "openai", "mode": "realtime", "input_cost_per_token": 1e-06},
+}
+
+
+def test_generator_keeps_media_prices_and_aliases(update_prices, tmp_path):
+    source = tmp_path / "media.json"
+    source.write_text(json.dumps({**LITELLM, **MEDIA_SOURCE}))
+    table = json.loads(run(update_prices, tmp_path, source=source).read_text())
+    assert table["media"] == {
+        "gpt-image-x": {
+            "provider": "openai",
+            "text_input": "5",
+            "image_input": "10",
+            "image_output": "40",
+        },
+        "high/1024-x-1024/gpt-image-x": {"provider": "openai", "per_image": "0.167"},
+        "whisper-x": {"provider": "openai", "input_per_second": "0.0001"},
+        "tts-x": {"provider": "openai", "per_mchar": "15"},
+    }
+    assert table["models"]["claude-y-latest"] == {
+        **table["models"]["claude-x"],
+        "alias_of": "claude-x",
+    }
+    assert "realtime-x" not in table["models"]
+
+
+def test_generator_adds_models_an_older_source_still_lists_as_retired(update_prices, tmp_path):
+    old = tmp_path / "old.json"
+    retired = {"litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 1e-06,
+               "output_cost_per_token": 5e-06}  # fmt: skip
+    gone = {"litellm_provider": "openrouter", "mode": "chat", "input_cost_per_token": 1e-06,
+            "output_cost_per_token": 1e-06}  # fmt: skip
+    old.write_text(json.dumps({"claude-old": retired, "claude-x": retired, "openrouter/m": gone}))
+    new = tmp_path / "model_prices.json"
+    new.write_text(json.dumps(LITELLM))
+    out = tmp_path / "prices.json"
+    args = [str(new), "--date", "2026-11-20", "--out", str(out), "--retired", str(old)]
+    assert update_prices.main(args) == 0
+    table = json.loads(out.read_text())
+    assert table["models"]["claude-old"]["input"] == "1"
+    assert table["models"]["claude-old"]["retired"] == "LiteLLM price table: old.json"
+    assert table["models"]["claude-x"]["input"] == "3"  # the newer source wins
+    assert "openrouter/m" not in table["models"]  # a provider the new source no longer lists
+    assert table["retired_source"] == "LiteLLM price table: old.json"

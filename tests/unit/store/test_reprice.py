@@ -188,6 +188,35 @@ def test_bundled_prices_apply_to_provider_models(session: Session) -> None:
     assert costs(session)["g"] == expected_picousd(rates, record)
 
 
+def test_media_records_are_repriced_from_their_media_usage(session: Session) -> None:
+    media = {"kind": "transcription", "seconds": "61.5"}
+    whisper = rec(
+        request_id="w",
+        model="whisper-1",
+        input_tokens=0,
+        output_tokens=0,
+        cost_picousd=1,
+        extras_json=json.dumps({"media": media}),
+    )
+    store(session, whisper)
+    reprice(session=session, book=book(), actor="pat")
+    assert costs(session)["w"] == 615 * 10**7  # 61.5 s x $0.0001 per second
+
+
+def test_an_unmetered_endpoint_stays_unpriced_whatever_its_model_costs(session: Session) -> None:
+    job = rec(
+        request_id="ft",
+        model="gpt-4o-mini",
+        input_tokens=0,
+        output_tokens=0,
+        extras_json=json.dumps({"unpriced": "endpoint_not_metered"}),
+    )
+    store(session, job)
+    summary = reprice(session=session, book=book(), actor="pat")
+    assert costs(session)["ft"] is None  # not "$0" because gpt-4o-mini has a token price
+    assert summary.still_unpriced == 1
+
+
 # --- ranges ---------------------------------------------------------------------------------
 
 
