@@ -25,6 +25,7 @@ from addon.errors import (
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector, placeholder
 from addon.limits import Limits
+from addon.pool import describe_unavailable
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -85,10 +86,10 @@ class RequestSide:
             "provider": provider.name,
         }
         pool = rt.cache.real_keys.get(provider.name, ())
-        real = rt.pool.pick(pool, now)
+        real = rt.pool.pick(pool, now, state.request_id)
         if real is None:
             raise NoRealKey(
-                f"No usable {provider.name} API key is configured in tollkeeper.",
+                describe_unavailable(provider.name, pool, rt.pool, now),
                 retry_after_s=rt.pool.soonest_retry(pool, now),
             )
         state.real_key = real

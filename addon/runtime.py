@@ -6,6 +6,7 @@ Built once per configuration in ``configure`` and stopped in ``done`` (also on h
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy.engine import Engine
@@ -13,7 +14,7 @@ from sqlmodel import Session
 
 from addon.keycache import KeyCache
 from addon.options import Config
-from addon.pool import Pool
+from addon.pool import Policy, Pool
 from addon.pricing.codec import price_from_json
 from addon.pricing.table import PriceBook
 from addon.records import UsageDraft, finish
@@ -36,7 +37,7 @@ class Runtime:
         self.engine: Engine = open_store(s.db_url)
         self.vault = Vault(load_master_key(s.master_key_path))
         self.cache = KeyCache(self.engine, interval_s=config.refresh_s)
-        self.pool = Pool()
+        self.pool = Pool(Policy(key_retry=timedelta(seconds=config.key_retry_s)))
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
