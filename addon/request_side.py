@@ -85,12 +85,12 @@ class RequestSide:
             "project": state.key.project,
             "provider": provider.name,
         }
-        pool = rt.cache.real_keys.get(provider.name, ())
-        real = rt.pool.pick(pool, now, state.request_id)
+        pool, health_now = rt.cache.real_keys.get(provider.name, ()), rt.pool.now()
+        real = rt.pool.pick(pool, health_now, state.request_id)
         if real is None:
             raise NoRealKey(
-                describe_unavailable(provider.name, pool, rt.pool, now),
-                retry_after_s=rt.pool.soonest_retry(pool, now),
+                describe_unavailable(provider.name, pool, rt.pool, health_now),
+                retry_after_s=rt.pool.soonest_retry(pool, health_now),
             )
         state.real_key = real
         flow.metadata["tollkeeper"]["real_key"] = real.label
