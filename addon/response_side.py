@@ -43,7 +43,8 @@ class ResponseSide:
             if resp.status_code < 400:  # errors: judged in `response`, with their body
                 self._report_health(state, Answer("ok"))
             content_type = resp.headers.get("content-type", "")
-            if "event-stream" in content_type or state.api == "gemini.stream":
+            streamed = "event-stream" in content_type or state.api == "gemini.stream"
+            if streamed and resp.status_code < 400:  # an error is small: buffered and judged
                 state.meter = StreamMeter(
                     state.api,
                     strip_injected_usage=state.injected_usage,

@@ -3,6 +3,7 @@ key comes back by itself after its backoff, and ``providers enable`` brings it b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from integration.conftest import OPENAI_REAL, Stack, build_stack
 from integration.harness import wait_for
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+GEMINI_REAL = "AIza-REAL-gemini-key-000000000000000002"
 FORBIDDEN = {"x-fake-scenario": "status; code=403"}  # the provider refuses this request only
 
 
@@ -108,6 +110,31 @@ def test_an_invalid_key_cools_the_key_and_it_comes_back_by_itself(
     assert wait_for(lambda: _health(s)["status"] == "healthy", timeout=5)
     rejected = [r for r in s.upstream.requests if r.scenario == "status"]
     assert len(rejected) == 1  # while it was out, nothing else went to the provider with it
+
+
+def test_a_bad_gemini_key_on_a_streamed_request_cools_the_key(
+    quick_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gemini says "bad key" with a 400 API_KEY_INVALID, also to a streamGenerateContent."""
+    genai = pytest.importorskip("google.genai", reason="google-genai is a test dependency")
+    s = quick_stack
+    if not any(p["provider"] == "gemini" for p in s.cli.json("providers", "list", "--json")):
+        s.cli.add_provider("gemini", GEMINI_REAL, s.upstream.base_url)
+    for name in list(os.environ):
+        if name.startswith(("GOOGLE_", "GEMINI_")):
+            monkeypatch.delenv(name)
+    key = s.cli.new_key("gemini-tenant")["key"]
+    s.openai_forward(key, monkeypatch)  # HTTPS_PROXY and the CA for this test
+    client = s.track(genai.Client(api_key=key))
+    wait_for(lambda: _health(s, "gemini")["status"] == "healthy", timeout=5)
+    s.upstream.key_status[GEMINI_REAL] = 401  # the fake answers as Google does: 400
+    with pytest.raises(genai.errors.ClientError) as exc:
+        list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    assert exc.value.code == 400 and "API_KEY_INVALID" in str(exc.value.details)
+    with pytest.raises(genai.errors.ServerError) as exc2:  # the gateway's 503: the key is out
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert exc2.value.code == 503 and "400 API_KEY_INVALID" in str(exc2.value.details)
+    assert wait_for(lambda: _health(s, "gemini")["status"] == "key_rejected", timeout=5)
 
 
 def test_enable_brings_a_rejected_key_back_at_once_in_the_running_gateway(
