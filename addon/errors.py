@@ -7,7 +7,8 @@ Hierarchy (each class carries its HTTP status and its ``x-tollkeeper-error`` cod
     ├── NotAllowed            403  provider or model not allowed for the key
     ├── BudgetExceeded        429  budget exhausted (x-should-retry: false)
     ├── RateLimited           429  RPM/TPM/parallel limit (retry-after)
-    ├── NoRealKey             503  no usable real key for the provider
+    ├── NoRealKey             503  no usable real key: the message says how many keys there
+    │                              are, why each is out and when the next try is (pool.py)
     ├── UpstreamUnreachable   502
     ├── UpstreamTimeout       504
     └── GatewayFault          500  a fault inside the addon (fail closed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -13,6 +12,8 @@ from addon.errors import GatewayError, render
 from addon.flowstate import FlowState
 from addon.metering.usage import Usage
 from addon.pricing.cost import format_usd
+from addon.providers.base import Provider
+from addon.providers.key_health import Answer, judge
 
 
 def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
@@ -113,15 +114,8 @@ def cancel_timer(state: FlowState) -> None:
         state.timer = None
 
 
-def health_signal(provider: str, resp: http.Response, body: bytes) -> tuple[int, float | None]:
-    """What an error answer says about the real key: (status as an auth/rate signal,
-    seconds to wait). Gemini answers a bad key with 400 API_KEY_INVALID, and puts its wait
-    in the body's RetryInfo instead of a retry-after header."""
-    status, retry = resp.status_code, retry_after_seconds(resp.headers)
-    if provider == "gemini":
-        if status == 400 and b"API_KEY_INVALID" in body:
-            status = 401
-        if status == 429 and retry is None:
-            match = re.search(rb'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"', body)
-            retry = float(match.group(1)) if match else None
-    return status, retry
+def health_signal(provider: Provider, resp: http.Response, body: bytes) -> Answer:
+    """What an error answer says about the real key, read by the provider's own rules
+    (``Provider.key_rejected``; Gemini names its wait in the body, not in retry-after)."""
+    retry = retry_after_seconds(resp.headers)
+    return judge(provider.key_rejected, provider.retry_hint, resp.status_code, body, retry)

@@ -55,6 +55,8 @@ class RealKeyInfo:
     cooldown_until: datetime | None
     auth_failures: int
     model_map: tuple[tuple[str, str], ...] = ()  # Azure: deployment -> model
+    last_error: str | None = None
+    health_at: datetime | None = None  # when the stored health was written
 
 
 def _key_info(row: VirtualKey) -> KeyInfo:
@@ -89,6 +91,8 @@ def _real_info(row: RealKey) -> RealKeyInfo:
         cooldown_until=row.cooldown_until,
         auth_failures=row.consecutive_auth_failures,
         model_map=tuple(sorted(json.loads(row.model_map_json or "{}").items())),
+        last_error=row.last_error,
+        health_at=row.updated_at,
     )
 
 

@@ -14,6 +14,7 @@ OPTION_NAMES = frozenset(
         "tollkeeper_refresh_ms",
         "tollkeeper_upstream_timeout",
         "tollkeeper_probe_upstream",
+        "tollkeeper_key_retry",
     }
 )
 
@@ -24,6 +25,7 @@ class Config:
     refresh_s: float
     upstream_timeout_s: int  # 0 = no gateway-side timeout
     probe_upstream: bool
+    key_retry_s: int = 30  # first backoff of a real key the provider rejected
 
 
 def declare(loader: Any) -> None:
@@ -58,6 +60,12 @@ def declare(loader: Any) -> None:
         True,
         "check that an upstream accepts connections (when idle for 30 s) to answer a clean 502",
     )
+    loader.add_option(
+        "tollkeeper_key_retry",
+        int,
+        30,
+        "seconds before a real key the provider rejected is tried again (doubles per failure)",
+    )
 
 
 def parse(options: Any) -> Config:
@@ -66,6 +74,8 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_refresh_ms must be at least 50")
     if options.tollkeeper_upstream_timeout < 0:
         raise ValueError("tollkeeper_upstream_timeout must not be negative")
+    if options.tollkeeper_key_retry < 1:
+        raise ValueError("tollkeeper_key_retry must be at least 1")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -73,4 +83,5 @@ def parse(options: Any) -> Config:
         refresh_s=options.tollkeeper_refresh_ms / 1000,
         upstream_timeout_s=options.tollkeeper_upstream_timeout,
         probe_upstream=options.tollkeeper_probe_upstream,
+        key_retry_s=options.tollkeeper_key_retry,
     )

@@ -25,6 +25,7 @@ from addon.errors import (
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector, placeholder
 from addon.limits import Limits
+from addon.pool import describe_unavailable
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -84,12 +85,12 @@ class RequestSide:
             "project": state.key.project,
             "provider": provider.name,
         }
-        pool = rt.cache.real_keys.get(provider.name, ())
-        real = rt.pool.pick(pool, now)
+        pool, health_now = rt.cache.real_keys.get(provider.name, ()), rt.pool.now()
+        real = rt.pool.pick(pool, health_now, state.request_id)
         if real is None:
             raise NoRealKey(
-                f"No usable {provider.name} API key is configured in tollkeeper.",
-                retry_after_s=rt.pool.soonest_retry(pool, now),
+                describe_unavailable(provider.name, pool, rt.pool, health_now),
+                retry_after_s=rt.pool.soonest_retry(pool, health_now),
             )
         state.real_key = real
         flow.metadata["tollkeeper"]["real_key"] = real.label

@@ -14,6 +14,7 @@ from addon.injector import KeyInjector
 from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
+from addon.providers.key_health import Answer
 from addon.records import UsageDraft, price
 from addon.runtime import Runtime
 from addon.writer import HealthEvent
@@ -40,9 +41,10 @@ class ResponseSide:
             if state.upstream is not None:
                 self.runtime.probe.saw_answer(*state.upstream)
             if resp.status_code < 400:  # errors: judged in `response`, with their body
-                self._report_health(state, resp.status_code, None)
+                self._report_health(state, Answer("ok"))
             content_type = resp.headers.get("content-type", "")
-            if "event-stream" in content_type or state.api == "gemini.stream":
+            streamed = "event-stream" in content_type or state.api == "gemini.stream"
+            if streamed and resp.status_code < 400:  # an error is small: buffered and judged
                 state.meter = StreamMeter(
                     state.api,
                     strip_injected_usage=state.injected_usage,
@@ -56,11 +58,11 @@ class ResponseSide:
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
-    def _report_health(self, state: FlowState, status: int, retry: float | None) -> None:
+    def _report_health(self, state: FlowState, answer: Answer) -> None:
         if state.real_key is None or self.runtime is None:
             return
         before = self.runtime.pool.health(state.real_key)
-        after = self.runtime.pool.report(state.real_key, status, retry)
+        after = self.runtime.pool.report(state.real_key, answer, state.request_id)
         if after != before:
             self.runtime.writer.submit(HealthEvent(state.real_key.id, after))
 
@@ -71,7 +73,24 @@ class ResponseSide:
         if state is not None:
             self.injector.disarm(flow, state)
             flowtools.cancel_timer(state)
+            if state.real_key is not None and self.runtime is not None:
+                self._release_trial(flow, state, self.runtime)
         return state
+
+    @staticmethod
+    def _release_trial(flow: http.HTTPFlow, state: FlowState, runtime: Runtime) -> None:
+        """A trial request that ends without an answer to judge frees the key's trial slot
+        (a success was judged at its headers; a buffered error is judged in `response`)."""
+        resp = flow.response
+        judged_next = (
+            resp is not None
+            and resp.status_code >= 400
+            and state.rejected is None
+            and state.meter is None
+            and flow.error is None
+        )
+        if not judged_next and state.real_key is not None:
+            runtime.pool.release(state.real_key, state.request_id)
 
     def response(self, flow: http.HTTPFlow) -> None:
         state = self._end(flow)
@@ -92,8 +111,8 @@ class ResponseSide:
                 body = resp.get_content(strict=False) or b""
                 result = parse_response(state.api, body)
                 if resp.status_code >= 400:
-                    signal = flowtools.health_signal(state.provider.name, resp, body)
-                    self._report_health(state, *signal)
+                    answer = flowtools.health_signal(state.provider, resp, body)
+                    self._report_health(state, answer)
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
             draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
             usage = result.usage

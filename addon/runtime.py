@@ -6,7 +6,7 @@ Built once per configuration in ``configure`` and stopped in ``done`` (also on h
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import text
@@ -16,7 +16,7 @@ from sqlmodel import Session
 from addon.keycache import KeyCache
 from addon.metrics import GatewayMetrics, LiveState
 from addon.options import Config
-from addon.pool import Health, Pool
+from addon.pool import Health, Policy, Pool
 from addon.pricing.codec import price_from_json
 from addon.pricing.table import PriceBook
 from addon.records import UsageDraft, finish
@@ -39,7 +39,7 @@ class Runtime:
         self.engine: Engine = open_store(s.db_url)
         self.vault = Vault(load_master_key(s.master_key_path))
         self.cache = KeyCache(self.engine, interval_s=config.refresh_s)
-        self.pool = Pool()
+        self.pool = Pool(Policy(key_retry=timedelta(seconds=config.key_retry_s)))
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
@@ -82,10 +82,14 @@ class Runtime:
 
     @staticmethod
     def _key_state(health: Health, now: datetime) -> str:
+        """healthy, cooling, half_open (its backoff is over: the next request is its trial)
+        or disabled."""
         until = health.cooldown_until
-        if health.status == "healthy" and until is not None and until > now:
+        if health.status == "disabled":
+            return "disabled"
+        if until is not None and until > now:
             return "cooling"
-        return health.status
+        return "half_open" if health.status == "cooling" else "healthy"
 
     def readiness(self) -> dict[str, str]:
         """Each check: "ok" or what is wrong (the admin listener's /readyz)."""
@@ -95,7 +99,7 @@ class Runtime:
         now = datetime.now(UTC)
         for provider, keys in sorted(self.cache.real_keys.items()):
             states = [self._key_state(self.pool.health(k), now) for k in keys]
-            usable = states.count("healthy")
+            usable = states.count("healthy") + states.count("half_open")
             checks[f"real_keys:{provider}"] = (
                 "ok" if usable else f"no usable key ({len(keys)} configured: {', '.join(states)})"
             )

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import audit, client_env, keys, prices, providers, serve, usage
+from cli import audit, client_env, keys, prices, providers, providers_health, serve, usage
 from cli.context import App, UserError, translate
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -81,6 +81,8 @@ def cli(ctx: click.Context, home: str | None, db: str | None, actor: str | None)
 
 cli.add_command(keys.keys)
 cli.add_command(providers.providers)
+providers.providers.add_command(providers_health.enable)
+providers.providers.add_command(providers_health.test_)
 cli.add_command(usage.usage)
 cli.add_command(audit.audit)
 cli.add_command(prices.prices)

@@ -85,11 +85,28 @@ def real_key_json(row: RealKey) -> dict[str, Any]:
         "key_hint": key_hint(row),
         "status": row.status,
         "cooldown_until": iso(row.cooldown_until),
+        "health": {
+            "status": health_word(row),
+            "next_try_at": iso(row.cooldown_until),
+            "failures": row.consecutive_auth_failures,
+            "last_error": row.last_error,
+            "updated_at": iso(row.updated_at),
+        },
         "consecutive_auth_failures": row.consecutive_auth_failures,
         "model_map": json.loads(row.model_map_json or "{}"),
         "last_error": row.last_error,
         "created_at": iso(row.created_at),
     }
+
+
+def health_word(row: RealKey) -> str:
+    """healthy | rate_limited | key_rejected (cooling; retried on its own) | disabled."""
+    if row.status == "cooling":
+        return "key_rejected" if row.consecutive_auth_failures else "rate_limited"
+    return row.status
+
+
+_TABLE_HEALTH = {"rate_limited": "cooling (rate limited)", "key_rejected": "cooling (key rejected)"}
 
 
 def _read_secret(env_var: str | None, from_stdin: bool) -> str:
@@ -200,7 +217,15 @@ def add(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_app
 def list_(app: App, as_json: bool) -> None:
-    """List real keys with their health; keys show only as … and their last 4 characters."""
+    """List real keys with their health; keys show only as … and their last 4 characters.
+
+    HEALTH: healthy; cooling (rate limited) after a 429, usable again at NEXT TRY; cooling
+    (key rejected) when the provider said the key itself is bad, tried again on its own at
+    NEXT TRY with a backoff that doubles per failure; disabled after repeated rejections over
+    time (bring it back with 'providers enable'). LAST ERROR is the last upstream answer that
+    changed the key's health. In --json, "health.status" is healthy, rate_limited,
+    key_rejected or disabled.
+    """
     with app.session() as session:
         rows = realkeys_repo.list_real_keys(session=session)
     if as_json:
@@ -210,16 +235,17 @@ def list_(app: App, as_json: bool) -> None:
         note("No provider keys. Add one with 'tollkeeper providers add'.")
         return
     print_table(
-        ["PROVIDER", "LABEL", "KEY", "BASE URL", "STATUS", "COOLDOWN UNTIL", "AUTH FAILURES"],
+        ["PROVIDER", "LABEL", "KEY", "BASE URL", "HEALTH", "NEXT TRY", "FAILURES", "LAST ERROR"],
         [
             [
                 r.provider,
                 r.label,
                 key_hint(r),
                 r.base_url or "-",
-                r.status,
-                short_time(r.cooldown_until),
+                _TABLE_HEALTH.get(health_word(r), r.status),
+                short_time(r.cooldown_until, seconds=True),
                 r.consecutive_auth_failures,
+                r.last_error or "-",
             ]
             for r in rows
         ],

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from addon.providers.key_health import KeyCheck, RetryHint, openai_key_rejected
+
 
 @dataclass(frozen=True)
 class AuthStyle:
@@ -47,6 +49,12 @@ class Provider:
     alt_base_paths: tuple[str, ...] = ()
     # where the URL names the model (Gemini) or the deployment (Azure)
     model_in_path: Callable[[str], str | None] | None = None
+    # key health: which error answers say the credential itself is bad (see key_health)
+    key_rejected: KeyCheck = openai_key_rejected
+    retry_hint: RetryHint | None = None  # a wait named in the body instead of retry-after
+    # `tollkeeper providers test`: one cheap authenticated GET, below the base URL
+    test_path: str = "/models"
+    test_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def keeps_destination(self) -> bool:

@@ -19,6 +19,21 @@ from addon.providers.base import (
     gemini_model,
     openai_classify,
 )
+from addon.providers.key_health import (
+    KeyCheck,
+    anthropic_key_rejected,
+    azure_key_rejected,
+    compatible_key_rejected,
+    deepseek_key_rejected,
+    gemini_key_rejected,
+    gemini_retry_delay,
+    mistral_key_rejected,
+    openai_key_rejected,
+    openrouter_key_rejected,
+    xai_key_rejected,
+)
+
+ANTHROPIC_VERSION = (("anthropic-version", "2023-06-01"),)
 
 
 def _openai_compatible(
@@ -28,6 +43,7 @@ def _openai_compatible(
     *,
     stream_usage_opt_in: bool = True,
     alt_base_paths: tuple[str, ...] = (),
+    key_rejected: KeyCheck = openai_key_rejected,
 ) -> Provider:
     return Provider(
         name=name,
@@ -38,6 +54,7 @@ def _openai_compatible(
         classify=openai_classify,
         stream_usage_opt_in=stream_usage_opt_in,
         alt_base_paths=alt_base_paths,
+        key_rejected=key_rejected,
     )
 
 
@@ -60,6 +77,9 @@ PROVIDERS: dict[str, Provider] = {
             auth=ANTHROPIC,
             error_shape="anthropic",
             classify=anthropic_classify,
+            key_rejected=anthropic_key_rejected,
+            test_path="/v1/models",
+            test_headers=ANTHROPIC_VERSION,
         ),
         Provider(
             name="gemini",
@@ -70,6 +90,9 @@ PROVIDERS: dict[str, Provider] = {
             classify=gemini_classify,
             stream_usage_opt_in=False,
             model_in_path=gemini_model,
+            key_rejected=gemini_key_rejected,
+            retry_hint=gemini_retry_delay,
+            test_path="/v1beta/models",
         ),
         Provider(
             name="azure",
@@ -83,15 +106,30 @@ PROVIDERS: dict[str, Provider] = {
             error_shape="openai",
             classify=azure_classify,
             model_in_path=azure_deployment,
+            key_rejected=azure_key_rejected,
+            test_path="/openai/models?api-version=2024-10-21",
         ),
-        _openai_compatible("mistral", "api.mistral.ai", "https://api.mistral.ai/v1"),
+        _openai_compatible(
+            "mistral",
+            "api.mistral.ai",
+            "https://api.mistral.ai/v1",
+            key_rejected=mistral_key_rejected,
+        ),
         _openai_compatible("groq", "api.groq.com", "https://api.groq.com/openai/v1"),
         _openai_compatible(
-            "deepseek", "api.deepseek.com", "https://api.deepseek.com", alt_base_paths=("/v1",)
+            "deepseek",
+            "api.deepseek.com",
+            "https://api.deepseek.com",
+            alt_base_paths=("/v1",),
+            key_rejected=deepseek_key_rejected,
         ),
-        _openai_compatible("xai", "api.x.ai", "https://api.x.ai/v1"),
+        _openai_compatible("xai", "api.x.ai", "https://api.x.ai/v1", key_rejected=xai_key_rejected),
         _openai_compatible(
-            "openrouter", "openrouter.ai", "https://openrouter.ai/api/v1", stream_usage_opt_in=False
+            "openrouter",
+            "openrouter.ai",
+            "https://openrouter.ai/api/v1",
+            stream_usage_opt_in=False,
+            key_rejected=openrouter_key_rejected,
         ),
         _openai_compatible("together", "api.together.xyz", "https://api.together.xyz/v1"),
         _openai_compatible(
@@ -161,4 +199,7 @@ def custom_provider(
         auth=styles[auth],
         error_shape=wire_format,
         classify=openai_classify if wire_format == "openai" else anthropic_classify,
+        key_rejected=compatible_key_rejected if wire_format == "openai" else anthropic_key_rejected,
+        test_path="/models" if wire_format == "openai" else "/v1/models",
+        test_headers=() if wire_format == "openai" else ANTHROPIC_VERSION,
     )

@@ -97,3 +97,27 @@ def record_health(
     row.updated_at = utcnow()
     session.add(row)
     session.commit()
+
+
+def enable_real_key(*, session: Session, provider: str, label: str, actor: str) -> RealKey:
+    """Bring a cooling or disabled key back into its pool now (audited). Running gateways
+    see it at their next refresh: the row's ``updated_at`` is newer than what they saw."""
+    row = session.exec(
+        select(RealKey).where(RealKey.provider == provider, RealKey.label == label)
+    ).first()
+    if row is None:
+        raise NotFound(f"no {provider} key labelled {label!r}")
+    before = {"status": row.status, "consecutive_auth_failures": row.consecutive_auth_failures}
+    row.status, row.cooldown_until, row.consecutive_auth_failures = "healthy", None, 0
+    row.updated_at = utcnow()
+    session.add(row)
+    record_event(
+        session=session,
+        actor=actor,
+        action="real_key.enabled",
+        target=f"{provider}/{label}",
+        details={**before, "last_error": row.last_error or ""},
+    )
+    session.commit()
+    session.refresh(row)
+    return row

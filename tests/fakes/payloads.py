@@ -451,6 +451,9 @@ def openai_error(
             "requests",
             "rate_limit_exceeded",
         )
+    if status == 403:  # the project may not use the model: about the request, not the key
+        msg = f"Project `proj_fake` does not have access to model `{model}`"
+        return err(msg, "invalid_request_error", "model_not_found")
     if status == 404:
         msg = f"The model `{model}` does not exist or you do not have access to it."
         return err(msg, "invalid_request_error", "model_not_found")
