@@ -11,6 +11,8 @@ from typing import cast
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from addon.draft_codec import encode_draft
+from addon.journal import Journal
 from addon.keycache import KeyCache
 from addon.options import Config
 from addon.pool import Pool
@@ -40,7 +42,8 @@ class Runtime:
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
-        self.writer = UsageWriter(self.engine, Spool(s.spool_path), self._finish)
+        journal = Journal(s.home / "journal", self._encode)
+        self.writer = UsageWriter(self.engine, Spool(s.spool_path), self._finish, journal)
         self.cache.on_refresh = self._reload_prices
 
     def _reload_prices(self, session: Session) -> None:
@@ -50,6 +53,10 @@ class Runtime:
             self.prices = PriceBook.bundled().with_overrides(
                 {m: price_from_json(p) for m, p in overrides.items()}
             )
+
+    @staticmethod
+    def _encode(draft: object) -> str:
+        return encode_draft(cast(UsageDraft, draft))
 
     def _finish(self, draft: object) -> UsageRow:
         return finish(cast(UsageDraft, draft), self.prices)
