@@ -18,6 +18,7 @@ from addon.errors import (
     GatewayError,
     GatewayFault,
     NoRealKey,
+    NotRecording,
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_PARSE_BYTES = 32 * 1024 * 1024
 INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
+NOT_RECORDING_RETRY_S = 5
 
 
 class RequestSide:
@@ -84,6 +86,11 @@ class RequestSide:
             "project": state.key.project,
             "provider": provider.name,
         }
+        if not rt.writer.accepting:  # a flag: the writer can keep no record right now
+            raise NotRecording(
+                "tollkeeper cannot record usage right now; not forwarded.",
+                retry_after_s=NOT_RECORDING_RETRY_S,
+            )
         pool = rt.cache.real_keys.get(provider.name, ())
         real = rt.pool.pick(pool, now)
         if real is None:
