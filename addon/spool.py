@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from addon.store.models import UsageRecord
 from addon.store.rows import UsageRow, as_dict
@@ -36,26 +36,25 @@ def _from_json(line: str) -> UsageRecord:
     return UsageRecord(**data)
 
 
-def _ends_torn(f: IO[str]) -> bool:
-    size = f.seek(0, os.SEEK_END)
-    if size == 0:
-        return False
-    f.buffer.seek(size - 1)  # type: ignore[attr-defined]
-    last = f.buffer.read(1)  # type: ignore[attr-defined]
-    f.seek(0, os.SEEK_END)
-    return bool(last != b"\n")
-
-
 def append_lines(path: Path, lines: Sequence[str]) -> None:
-    """Append whole lines durably (fsync); OSError when the disk refuses."""
+    """Append whole lines durably (fsync), all or nothing; OSError when the disk refuses."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a+", encoding="utf-8") as f:
-        if _ends_torn(f):  # a crash cut the last line: start ours on a fresh one
-            f.write("\n")
-        f.writelines(line + "\n" for line in lines)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a crash cut the last line: start ours on a fresh one
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # no torn line, no half-kept batch
+            raise
+    finally:
+        os.close(fd)
 
 
 class Spool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from addon.spool import Spool
 from addon.store.models import UsageRecord
@@ -191,3 +195,24 @@ def test_a_spool_whose_quarantine_cannot_be_written_stays_as_it_is(tmp_path: Pat
     else:
         raise AssertionError("read must fail when it cannot keep the unreadable lines")
     assert spool.path.read_text(encoding="utf-8") == before
+
+
+def test_an_append_the_disk_cuts_short_leaves_the_spool_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([record("a")])
+    before = spool.path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        if len(data) < 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data[: len(data) // 2]))
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError):
+        spool.append([record("b"), record("c")])
+    monkeypatch.undo()
+    assert spool.path.read_bytes() == before
+    assert [r.request_id for r in spool.read()] == ["a"]
