@@ -60,7 +60,7 @@ class RecordKeeper:
         self._engine = engine
         self._spool = spool
         self.db = DeadlineRunner("tollkeeper-db")
-        self._last_retry = 0.0
+        self._last_try: dict[str, float] = {}  # what was last retried when
         self._held: list[Record] = []
         self._closed_segments: list[Path] = []
         self.written = 0
@@ -149,7 +149,7 @@ class RecordKeeper:
             log.error("tollkeeper: quarantine file unwritable (%s)", e)
 
     def retry_spool(self, *, force: bool) -> None:
-        if not self._spool.pending() or not self._retry_due(force):
+        if not self._spool.pending() or not self._due("spool", force):
             return
         try:
             records = self._spool.read()
@@ -168,16 +168,16 @@ class RecordKeeper:
         self._spool.clear()
         log.warning("tollkeeper: replayed %d spooled usage records", len(records))
 
-    def _retry_due(self, force: bool) -> bool:
+    def _due(self, what: str, force: bool) -> bool:
         now = time.monotonic()
-        if not force and now - self._last_retry < RETRY_EVERY_S:
+        if not force and now - self._last_try.get(what, 0.0) < RETRY_EVERY_S:
             return False
-        self._last_retry = now
+        self._last_try[what] = now
         return True
 
     def recover(self, *, force: bool) -> None:
         """Records held in memory: to the spool, else the database, then open the gate."""
-        if not self._held or not (force or self._retry_due(False)):
+        if not self._held or not self._due("held", force):
             return
         held, self._held = self._held, []
         try:
