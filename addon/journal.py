@@ -15,9 +15,9 @@ idempotent, records carry a unique ``request_id``.
 
 What survives what: a crash of the process (SIGKILL, OOM kill, segfault) loses nothing,
 the kernel still writes the page cache out. A crash of the machine (power, kernel panic)
-can lose what the kernel had not written yet: drafts of the last seconds that were not
-yet committed to the database nor fsynced to the spool (about ``FLUSH_S`` plus one batch
-in normal operation).
+can lose what the kernel had not written yet: the drafts that were not yet committed to
+the database nor fsynced to the spool (about ``FLUSH_S`` plus one batch in normal
+operation, up to the writer's database deadline while the database hangs).
 """
 
 from __future__ import annotations
@@ -110,6 +110,21 @@ def orphans(directory: Path) -> Iterator[tuple[Path, list[Path]]]:
             yield lock, sorted(directory.glob(f"{instance}.*.jsonl"))
         finally:
             os.close(fd)
+
+
+def alive(directory: Path, instance: str) -> bool:
+    """Whether the instance that owns ``instance``'s files still runs (holds its lock)."""
+    try:
+        fd = os.open(directory / f"{instance}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_lines(path: Path) -> Iterator[str]:

@@ -43,7 +43,10 @@ class Runtime:
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
         journal = Journal(s.home / "journal", self._encode)
-        self.writer = UsageWriter(self.engine, Spool(s.spool_path), self._finish, journal)
+        spool = Spool(
+            s.home / "spool" / f"{journal.instance}.jsonl", quarantine=s.home / "rejected.jsonl"
+        )
+        self.writer = UsageWriter(self.engine, spool, self._finish, journal, s.spool_path)
         self.cache.on_refresh = self._reload_prices
 
     def _reload_prices(self, session: Session) -> None:

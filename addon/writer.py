@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -29,9 +30,10 @@ from addon.record_keeper import RecordKeeper
 from addon.records import UsageDraft, minimal_record
 from addon.spool import Spool
 from addon.store.fit import fit_row
+from addon.store.models import UsageRecord
 from addon.store.realkeys_repo import record_health
-from addon.store.rows import UsageRow
-from addon.writer_replay import replay_journals
+from addon.store.rows import UsageRow, as_dict
+from addon.writer_replay import adopt_spools, replay_journals
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,16 @@ Finisher = Callable[[object], UsageRow]  # turns a draft into a record (estimate
 
 class UsageWriter:
     def __init__(
-        self, engine: Engine, spool: Spool, finish: Finisher, journal: Journal | None = None
+        self,
+        engine: Engine,
+        spool: Spool,
+        finish: Finisher,
+        journal: Journal | None = None,
+        legacy_spool: Path | None = None,
     ) -> None:
         self._engine = engine
+        self._spool = spool
+        self._legacy_spool = legacy_spool
         self._finish = finish
         self._journal = journal
         self.keeper = RecordKeeper(engine, spool)
@@ -112,7 +121,9 @@ class UsageWriter:
         never wakes it, so the loop does not hand the GIL over once per request.
         """
         if self._journal is not None:
-            self._guarded(partial(replay_journals, self._journal.dir, self))
+            jdir = self._journal.dir
+            self._guarded(partial(replay_journals, jdir, self))
+            self._guarded(partial(adopt_spools, self._spool, jdir, self._legacy_spool, self))
         self._guarded(partial(self.keeper.retry_spool, force=True))
         while True:
             stopping = self._stopping.wait(FLUSH_S)
@@ -160,6 +171,9 @@ class UsageWriter:
 
     def quarantine_lines(self, lines: Sequence[str]) -> None:
         self.keeper.quarantine_lines(lines)
+
+    def write_records(self, records: Sequence[UsageRecord]) -> None:
+        self.keeper.write([fit_row(UsageRow(**as_dict(r))) for r in records])
 
     # ---------------------------------------------------------------------------------------
 

@@ -373,3 +373,22 @@ def test_closed_segments_are_deleted_once_their_records_are_stored(
     finally:
         w.stop()
     assert list(jdir.iterdir()) == []
+
+
+def test_spools_of_stopped_processes_and_the_legacy_spool_are_taken_over(
+    engine: Engine, tmp_path: Path
+) -> None:
+    jdir, sdir = tmp_path / "journal", tmp_path / "spool"
+    live = Journal(jdir, lambda d: encode_draft(d))  # type: ignore[arg-type]
+    Spool(sdir / f"{live.instance}.jsonl").append([finisher(draft(9))])  # its owner runs
+    Spool(sdir / "1234-deadbeef.jsonl").append([finisher(draft(i)) for i in range(3)])
+    legacy = tmp_path / "spool.jsonl"
+    Spool(legacy).append([finisher(draft(i)) for i in range(2, 5)])  # one also above
+    own = Journal(jdir, lambda d: encode_draft(d))  # type: ignore[arg-type]
+    w = UsageWriter(engine, Spool(sdir / f"{own.instance}.jsonl"), finisher, own, legacy)
+    w.start()
+    w.stop()
+    assert sorted(rows(engine)) == ids(5)
+    assert not legacy.exists() and not (sdir / "1234-deadbeef.jsonl").exists()
+    assert [r.request_id for r in Spool(sdir / f"{live.instance}.jsonl").read()] == ["req-00009"]
+    live.close(keep=False)
