@@ -102,15 +102,19 @@ class RecordKeeper:
         return None
 
     def _insert(self, records: Sequence[Record]) -> None:
+        records = _first_of_each(records)  # a journal and a spool may both hold one
         with Session(self._engine) as s:
             for i in range(0, len(records), BATCH_MAX):
                 self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
 
     def _keep(self, records: Sequence[Record]) -> None:
-        """Into the spool; else into memory, and stop the traffic until it can be kept."""
+        """Into the spool; else the database after all; else into memory, and stop the
+        traffic until it can be kept."""
         try:
             self._spool.append(records)
         except OSError as e:
+            if self._try_insert(records) is None:
+                return
             room = max(0, HELD_MAX - len(self._held))
             self._held.extend(records[:room])
             if len(records) > room:
@@ -204,6 +208,16 @@ class RecordKeeper:
 
     def quarantine_lines(self, lines: Sequence[str]) -> None:
         append_lines(self._spool.quarantine, lines)
+
+
+def _first_of_each(records: Sequence[Record]) -> list[Record]:
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.request_id not in seen:
+            seen.add(r.request_id)
+            out.append(r)
+    return out
 
 
 def _stand_in(record: Record) -> UsageRow:

@@ -392,3 +392,16 @@ def test_spools_of_stopped_processes_and_the_legacy_spool_are_taken_over(
     assert not legacy.exists() and not (sdir / "1234-deadbeef.jsonl").exists()
     assert [r.request_id for r in Spool(sdir / f"{live.instance}.jsonl").read()] == ["req-00009"]
     live.close(keep=False)
+
+
+def test_a_record_spooled_twice_is_written_once_and_never_quarantined(
+    engine: Engine, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([finisher(draft(i)) for i in range(3)])
+    spool.append([finisher(draft(1))])  # from a journal replay and a spool takeover
+    w = UsageWriter(engine, spool, finisher)
+    w.start()
+    w.stop()
+    assert sorted(rows(engine)) == ids(3)
+    assert not spool.quarantine.exists()
