@@ -248,15 +248,17 @@ def test_a_hanging_database_loses_nothing_and_sigterm_stays_prompt(
         with r.load(gw) as load:
             load.wait(completed=30)
             relay.freeze()  # accepts, answers nothing: a hung server
+            frozen_at = time.monotonic()
             load.wait(completed=len(load.completed) + 300)  # tens of seconds of a hang
             exit_s = _signal_and_wait(gw, signal.SIGTERM)
+            frozen_s = time.monotonic() - frozen_at
             done = load.stop()
         relay.thaw()
         r.start_gateway()  # writes what the stopped one spooled
         missing = r.wait_recorded(done, postgres_url)
         print(
             f"\nhanging database: {len(done)} completed, {len(missing)} lost, "
-            f"SIGTERM exit {exit_s:.1f} s"
+            f"SIGTERM {frozen_s - exit_s:.0f} s into the freeze, exit {exit_s:.1f} s"
         )
         assert not missing, r.log()
 
