@@ -90,7 +90,7 @@ class UsageWriter:
             return
         try:
             journal.append(item)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - the journal must never keep a draft from the queue
             self._journal_failed(e)
         self._queue.put_nowait(item)
         if journal.rotate_due():
@@ -99,7 +99,7 @@ class UsageWriter:
             except OSError as e:
                 self._journal_failed(e)
 
-    def _journal_failed(self, e: OSError) -> None:
+    def _journal_failed(self, e: Exception) -> None:
         if not self._journal_warned:
             self._journal_warned = True
             log.error("tollkeeper: usage journal unwritable (%s); a hard kill can lose records", e)

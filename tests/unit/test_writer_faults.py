@@ -405,3 +405,20 @@ def test_a_record_spooled_twice_is_written_once_and_never_quarantined(
     w.stop()
     assert sorted(rows(engine)) == ids(3)
     assert not spool.quarantine.exists()
+
+
+def test_a_draft_the_journal_cannot_take_is_still_written(engine: Engine, tmp_path: Path) -> None:
+    def picky(d: object) -> str:
+        assert isinstance(d, UsageDraft)
+        if d.request_id == "req-00001":
+            raise ValueError("cannot encode")
+        return encode_draft(d)
+
+    w = UsageWriter(
+        engine, Spool(tmp_path / "spool.jsonl"), finisher, Journal(tmp_path / "j", picky)
+    )
+    for i in range(3):
+        w.submit(draft(i))
+    w.start()
+    w.stop()
+    assert sorted(rows(engine)) == ids(3)
