@@ -26,7 +26,7 @@ import pytest
 from fakes.db_relay import DbRelay
 from fakes.upstream import FakeUpstream
 from integration.conftest import ANTHROPIC_REAL, OPENAI_REAL, _no_proxy_env
-from integration.harness import Cli, GatewayProcess
+from integration.harness import Cli, GatewayProcess, wait_for
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -249,7 +249,9 @@ def test_a_hanging_database_loses_nothing_and_sigterm_stays_prompt(
             load.wait(completed=30)
             relay.freeze()  # accepts, answers nothing: a hung server
             frozen_at = time.monotonic()
-            load.wait(completed=len(load.completed) + 300)  # tens of seconds of a hang
+            load.wait(completed=len(load.completed) + 300)
+            assert wait_for(lambda: "spooling" in gw.log(), timeout=60), r.log()  # deadline hit
+            load.wait(completed=len(load.completed) + 1500)  # and the hang goes on a while
             exit_s = _signal_and_wait(gw, signal.SIGTERM)
             frozen_s = time.monotonic() - frozen_at
             done = load.stop()
