@@ -9,6 +9,7 @@ Hierarchy (each class carries its HTTP status and its ``x-tollkeeper-error`` cod
     ├── RateLimited           429  RPM/TPM/parallel limit (retry-after)
     ├── NoRealKey             503  no usable real key: the message says how many keys there
     │                              are, why each is out and when the next try is (pool.py)
+    ├── NotRecording          503  usage can be neither written nor spooled (retry-after)
     ├── UpstreamUnreachable   502
     ├── UpstreamTimeout       504
     └── GatewayFault          500  a fault inside the addon (fail closed)
@@ -83,6 +84,11 @@ class RateLimited(GatewayError):
 
 class NoRealKey(GatewayError):
     status, code = 503, "no_real_key"
+    openai_type, anthropic_type, gemini_status = "server_error", "api_error", "UNAVAILABLE"
+
+
+class NotRecording(GatewayError):
+    status, code = 503, "not_recording"
     openai_type, anthropic_type, gemini_status = "server_error", "api_error", "UNAVAILABLE"
 
 

@@ -137,7 +137,8 @@ class Gateway(RequestSide, ResponseSide):
         for state in list(self.states.values()):
             if state.flow is not None:
                 self.injector.disarm(state.flow, state)
-            self._submit(state, aborted=True, error_kind="gateway_shutdown")
+            result = state.meter.result() if state.meter is not None else None
+            self._submit(state, result=result, aborted=True, error_kind="gateway_shutdown")
         self.states.clear()
         if ctx.master.addons.get(self.injector.name) is not None:
             ctx.master.addons.remove(self.injector)

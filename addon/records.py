@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from addon.metering.estimate import count_tokens, estimate_prompt_tokens
@@ -245,3 +245,32 @@ def _why_unpriced(kind: str | None, usage: Usage | None, model: str | None, d: U
     if not model:
         return "model_unknown"
     return "no_price_for_model" if kind is None else "no_media_price_for_usage"
+
+
+def minimal_record(d: UsageDraft, error_kind: str) -> UsageRow:
+    """The part of a draft that is plain fact (who called, which provider, the status),
+    for a draft that ``finish`` could not turn into a record: never a lost request."""
+    return UsageRow(
+        request_id=str(d.request_id)[:64],
+        created_at=d.created_at if isinstance(d.created_at, datetime) else datetime.now(UTC),
+        virtual_key_id=_clip(d.virtual_key_id, 16),
+        project=_clip(d.project, 200),
+        provider=str(d.provider)[:64],
+        real_key_label=_clip(d.real_key_label, 200),
+        endpoint=str(d.endpoint)[:200],
+        model=_clip(d.requested_model, 200),
+        status_code=d.status_code,
+        input_tokens=0,
+        cached_input_tokens=0,
+        cache_write_tokens=0,
+        output_tokens=0,
+        reasoning_tokens=0,
+        cost_picousd=None,
+        latency_ms=d.latency_ms,
+        ttfb_ms=d.ttfb_ms,
+        streamed=False,
+        estimated=True,
+        error_kind=_clip(error_kind, 64),
+        provider_request_id=None,
+        extras_json="{}",
+    )

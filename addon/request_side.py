@@ -18,6 +18,7 @@ from addon.errors import (
     GatewayError,
     GatewayFault,
     NoRealKey,
+    NotRecording,
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_PARSE_BYTES = 32 * 1024 * 1024
 INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
+NOT_RECORDING_RETRY_S = 5
 
 
 class RequestSide:
@@ -85,6 +87,11 @@ class RequestSide:
             "project": state.key.project,
             "provider": provider.name,
         }
+        if not rt.writer.accepting:  # a flag: the writer can keep no record right now
+            raise NotRecording(
+                "tollkeeper cannot record usage right now; not forwarded.",
+                retry_after_s=NOT_RECORDING_RETRY_S,
+            )
         pool, health_now = rt.cache.real_keys.get(provider.name, ()), rt.pool.now()
         real = rt.pool.pick(pool, health_now, state.request_id)
         if real is None:

@@ -13,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from addon.draft_codec import encode_draft
+from addon.journal import Journal
 from addon.keycache import KeyCache
 from addon.metrics import GatewayMetrics, LiveState
 from addon.options import Config
@@ -43,8 +45,12 @@ class Runtime:
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()
         self._overrides: dict[str, dict[str, str]] = {}
-        self.spool = Spool(s.spool_path)
-        self.writer = UsageWriter(self.engine, self.spool, self._finish)
+        journal = Journal(s.home / "journal", self._encode)
+        spool = Spool(
+            s.home / "spool" / f"{journal.instance}.jsonl", quarantine=s.home / "rejected.jsonl"
+        )
+        self.spool = spool
+        self.writer = UsageWriter(self.engine, spool, self._finish, journal, s.spool_path)
         self.metrics = GatewayMetrics(self._live)
         self.cache.on_refresh = self._reload_prices
 
@@ -55,6 +61,10 @@ class Runtime:
             self.prices = PriceBook.bundled().with_overrides(
                 {m: price_from_json(p) for m, p in overrides.items()}
             )
+
+    @staticmethod
+    def _encode(draft: object) -> str:
+        return encode_draft(cast(UsageDraft, draft))
 
     def _finish(self, draft: object) -> UsageRow:
         d = cast(UsageDraft, draft)
@@ -94,6 +104,11 @@ class Runtime:
     def readiness(self) -> dict[str, str]:
         """Each check: "ok" or what is wrong (the admin listener's /readyz)."""
         checks = {"database": self._database_check()}
+        checks["recording"] = (
+            "ok"
+            if self.writer.accepting
+            else f"not forwarding: {self.writer.keeper.not_accepting_why or 'cannot keep records'}"
+        )
         checks["spool"] = "ok" if not self.spool.pending() else "records wait in the spool"
         checks["keys"] = "stale: refreshing from the database fails" if self.cache.failing else "ok"
         now = datetime.now(UTC)

@@ -1,7 +1,8 @@
 """Append-only local spool of usage records that could not be written to the database yet.
 
 One JSON object per line. Replaying is idempotent because records carry a unique
-``request_id``. Used only from the writer thread.
+``request_id``. A line that cannot be read back (torn by a crash, or foreign) is never
+dropped: ``read`` copies it to the quarantine file first. Used only from the writer thread.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from addon.store.models import UsageRecord
 from addon.store.rows import UsageRow, as_dict
@@ -35,47 +36,64 @@ def _from_json(line: str) -> UsageRecord:
     return UsageRecord(**data)
 
 
-def _ends_torn(f: IO[str]) -> bool:
-    size = f.seek(0, os.SEEK_END)
-    if size == 0:
-        return False
-    f.buffer.seek(size - 1)  # type: ignore[attr-defined]
-    last = f.buffer.read(1)  # type: ignore[attr-defined]
-    f.seek(0, os.SEEK_END)
-    return bool(last != b"\n")
+def append_lines(path: Path, lines: Sequence[str]) -> None:
+    """Append whole lines durably (fsync), all or nothing; OSError when the disk refuses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a crash cut the last line: start ours on a fresh one
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # no torn line, no half-kept batch
+            raise
+    finally:
+        os.close(fd)
 
 
 class Spool:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, quarantine: Path | None = None) -> None:
         self.path = path
+        self.quarantine = quarantine or path.with_name("rejected.jsonl")
 
     def append(self, records: Sequence[UsageRecord | UsageRow]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a+", encoding="utf-8") as f:
-            if _ends_torn(f):  # a crash cut the last line: start ours on a fresh one
-                f.write("\n")
-            f.writelines(_to_json(r) + "\n" for r in records)
-            f.flush()
-            os.fsync(f.fileno())
+        append_lines(self.path, [_to_json(r) for r in records])
 
     def pending(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
     def read(self) -> list[UsageRecord]:
+        """The records. Unreadable lines move to the quarantine file (OSError when that
+        fails: the caller keeps the spool as it is)."""
         if not self.path.exists():
             return []
-        out = []
-        with self.path.open(encoding="utf-8") as f:
+        out, good, unreadable = [], [], []
+        with self.path.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 line = line.strip()
                 if not line:
                     continue
                 try:
                     out.append(_from_json(line))
+                    good.append(line)
                 except (ValueError, TypeError, AttributeError):  # torn or foreign line
-                    continue
+                    unreadable.append(line)
+        if unreadable:
+            append_lines(self.quarantine, unreadable)
+            self._rewrite(good)  # so the next read does not quarantine them again
         return out
+
+    def _rewrite(self, lines: list[str]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        append_lines(tmp, lines)
+        os.replace(tmp, self.path)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -1,10 +1,13 @@
 """The background writer: the only place usage is written to the database.
 
-Hooks hand it plain data with ``submit`` (``queue.put_nowait``, never blocks the event
-loop). The thread batches records into one transaction, fills in token estimates where
-the provider reported no usage (tiktoken is CPU work, kept off the event loop), and on a
-database failure appends the batch to the local spool and retries until it is written.
-``stop`` drains the queue before returning, so a clean shutdown loses nothing.
+Hooks hand it plain data with ``submit``: one journal line (``addon.journal``, so a hard
+kill loses nothing) and a ``queue.put_nowait``; nothing waits. The thread batches records
+into one transaction, fills in token estimates where the provider reported no usage
+(tiktoken is CPU work, kept off the event loop), fits every value into its column
+(``addon.store.fit``) and hands them to the ``RecordKeeper`` (database, else spool, else
+memory with the gate closed). A draft that cannot be built still yields a minimal record.
+``stop`` is bounded: it drains the queue, spools what the database does not take within
+its deadline, and returns.
 """
 
 from __future__ import annotations
@@ -12,36 +15,30 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlmodel import Session
 
+from addon import record_keeper
+from addon.journal import Journal, SegmentClosed
 from addon.pool import Health
+from addon.record_keeper import RecordKeeper
+from addon.records import UsageDraft, minimal_record
 from addon.spool import Spool
-from addon.store.db import describe_error
+from addon.store.fit import fit_row
 from addon.store.models import UsageRecord
 from addon.store.realkeys_repo import record_health
-from addon.store.rows import UsageRow
-from addon.store.usage_repo import insert_records
+from addon.store.rows import UsageRow, as_dict
+from addon.writer_replay import adopt_spools, replay_journals
 
 log = logging.getLogger(__name__)
 
-
-def _unreachable(e: DBAPIError) -> bool:
-    """False only when the database refused the rows themselves (bad data, a constraint):
-    retrying those would fail forever. Anything else (connection lost, server down, a
-    table missing mid-migration) is retried later from the spool."""
-    return not isinstance(e, DataError | IntegrityError)
-
-
-BATCH_MAX = 500
+BATCH_MAX = record_keeper.BATCH_MAX
 FLUSH_S = 0.1
-RETRY_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,16 +51,33 @@ Finisher = Callable[[object], UsageRow]  # turns a draft into a record (estimate
 
 
 class UsageWriter:
-    def __init__(self, engine: Engine, spool: Spool, finish: Finisher) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        spool: Spool,
+        finish: Finisher,
+        journal: Journal | None = None,
+        legacy_spool: Path | None = None,
+    ) -> None:
         self._engine = engine
         self._spool = spool
-        self._quarantine = Spool(spool.path.with_name("rejected.jsonl"))
+        self._legacy_spool = legacy_spool
         self._finish = finish
+        self._journal = journal
+        self.keeper = RecordKeeper(engine, spool)
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tollkeeper-writer", daemon=True)
         self._stopping = threading.Event()
-        self._last_retry = 0.0
-        self.written = 0
+        self._journal_warned = False
+
+    @property
+    def written(self) -> int:
+        return self.keeper.written
+
+    @property
+    def accepting(self) -> bool:
+        """False while records can be neither written nor spooled: stop forwarding."""
+        return self.keeper.accepting
 
     @property
     def queue_depth(self) -> int:
@@ -73,11 +87,36 @@ class UsageWriter:
         self._thread.start()
 
     def submit(self, item: object) -> None:
+        """From the event loop: journal the draft, then queue it (never waits)."""
+        journal = self._journal
+        if journal is None or not isinstance(item, UsageDraft):
+            self._queue.put_nowait(item)
+            return
+        try:
+            journal.append(item)
+        except Exception as e:  # noqa: BLE001 - the journal must never keep a draft from the queue
+            self._journal_failed(e)
         self._queue.put_nowait(item)
+        if journal.rotate_due():
+            try:
+                self._queue.put_nowait(journal.rotate())
+            except OSError as e:
+                self._journal_failed(e)
+
+    def _journal_failed(self, e: Exception) -> None:
+        if not self._journal_warned:
+            self._journal_warned = True
+            log.error("tollkeeper: usage journal unwritable (%s); a hard kill can lose records", e)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stopping.set()
         self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            log.error(
+                "tollkeeper: usage writer still busy after %g s; the journal keeps the"
+                " records for the next start",
+                timeout_s,
+            )
 
     def _run(self) -> None:
         """Every FLUSH_S, drain the queue and write it in batches.
@@ -85,14 +124,28 @@ class UsageWriter:
         The thread sleeps on a timer, not on the queue: a ``put`` from the event loop
         never wakes it, so the loop does not hand the GIL over once per request.
         """
-        self._guarded(partial(self._retry_spool, force=True))
+        if self._journal is not None:
+            jdir = self._journal.dir
+            self._guarded(partial(replay_journals, jdir, self))
+            self._guarded(partial(adopt_spools, self._spool, jdir, self._legacy_spool, self))
+        self._guarded(partial(self.keeper.retry_spool, force=True))
         while True:
             stopping = self._stopping.wait(FLUSH_S)
             while batch := self._drain():
                 self._guarded(partial(self._process, batch))
-            self._guarded(partial(self._retry_spool, force=stopping))
+            self._guarded(partial(self.keeper.retry_spool, force=stopping))
+            self._guarded(partial(self.keeper.recover, force=stopping))
             if stopping:
+                self._close()
                 return
+
+    def _close(self) -> None:
+        self.keeper.db.close()
+        held = self.keeper.holding
+        if held:
+            log.error("tollkeeper: usage records unkept at shutdown stay in the journal")
+        if self._journal is not None:
+            self._journal.close(keep=held)
 
     @staticmethod
     def _guarded(step: Callable[[], None]) -> None:
@@ -110,82 +163,48 @@ class UsageWriter:
                 break
         return batch
 
+    # --- the replay sink (addon.writer_replay) ---------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        return self.keeper.holding
+
+    def process(self, items: Sequence[object]) -> None:
+        """Write drafts (and health events, segment markers) in order."""
+        self._process(list(items))
+
+    def quarantine_lines(self, lines: Sequence[str]) -> None:
+        self.keeper.quarantine_lines(lines)
+
+    def write_records(self, records: Sequence[UsageRecord]) -> None:
+        self.keeper.write([fit_row(UsageRow(**as_dict(r))) for r in records])
+
+    # ---------------------------------------------------------------------------------------
+
     def _process(self, items: list[object]) -> None:
         records: list[UsageRow] = []
         for item in items:
             if isinstance(item, HealthEvent):
                 self._write_health(item)
-                continue
-            try:
-                records.append(self._finish(item))
-            except Exception:  # one bad draft must not stop the others
-                log.exception("tollkeeper: could not build a usage record")
-        if records:
-            self._write(records)
+            elif isinstance(item, SegmentClosed):
+                self.keeper.write(records)
+                records = []
+                self.keeper.segment_done(item.path)
+            else:
+                records.append(self._build(item))
+        self.keeper.write(records)
 
-    def _write(self, records: Sequence[UsageRow | UsageRecord]) -> None:
-        if self._spool.pending():  # keep order simple: behind an outage, everything spools
-            self._spool.append(records)
-            return
+    def _build(self, item: object) -> UsageRow:
         try:
-            self._insert(records)
-        except DBAPIError as e:
-            if not _unreachable(e):
-                self._insert_one_by_one(records)
-                return
-            log.warning(
-                "tollkeeper: database unreachable (%s); spooling %d",
-                describe_error(e),
-                len(records),
-            )
-            self._spool.append(records)
-
-    def _insert(self, records: Sequence[UsageRow | UsageRecord]) -> None:
-        with Session(self._engine) as s:
-            for i in range(0, len(records), BATCH_MAX):
-                self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
-
-    def _insert_one_by_one(self, records: Sequence[UsageRow | UsageRecord]) -> None:
-        """The database refused a batch for its content: write every record it accepts,
-        set the ones it refuses aside in the quarantine file (never silently dropped)."""
-        for record in records:
-            try:
-                self._insert([record])
-            except DBAPIError as e:
-                if _unreachable(e):
-                    self._spool.append([record])
-                    continue
-                log.error(
-                    "tollkeeper: database refused usage record %s (%s); kept in %s",
-                    record.request_id,
-                    describe_error(e),
-                    self._quarantine.path,
-                )
-                self._quarantine.append([record])
-
-    def _retry_spool(self, *, force: bool) -> None:
-        if not self._spool.pending():
-            return
-        now = time.monotonic()
-        if not force and now - self._last_retry < RETRY_EVERY_S:
-            return
-        self._last_retry = now
-        records = self._spool.read()
-        try:
-            self._insert(records)
-        except DBAPIError as e:
-            if _unreachable(e):
-                log.warning("tollkeeper: spool replay failed (%s); will retry", describe_error(e))
-                return
-            self._spool.clear()
-            self._insert_one_by_one(records)
-            return
-        self._spool.clear()
-        log.warning("tollkeeper: replayed %d spooled usage records", len(records))
+            return fit_row(self._finish(item))
+        except Exception:  # one bad draft must not stop the others, nor vanish
+            log.exception("tollkeeper: could not build a usage record; writing a minimal one")
+            return fit_row(minimal_record(item, "record_build_failed"))  # type: ignore[arg-type]
 
     def _write_health(self, event: HealthEvent) -> None:
         h = event.health
-        try:
+
+        def write() -> None:
             with Session(self._engine) as s:
                 record_health(
                     session=s,
@@ -195,5 +214,8 @@ class UsageWriter:
                     auth_failures=h.auth_failures,
                     last_error=h.last_error,
                 )
+
+        try:
+            self.keeper.db.call(write, record_keeper.DB_DEADLINE_S)
         except Exception as e:  # noqa: BLE001 - health is advisory; usage is what must not be lost
             log.warning("tollkeeper: could not persist real-key health (%s)", e)

@@ -1,4 +1,12 @@
-"""Engine creation and schema migrations (Alembic, for SQLite and PostgreSQL alike)."""
+"""Engine creation and schema migrations (Alembic, for SQLite and PostgreSQL alike).
+
+Every engine has timeouts, so no database call waits forever on a locked or refusing
+database: SQLite waits at most ``SQLITE_BUSY_S`` for a lock; PostgreSQL connections give up
+connecting after ``PG_CONNECT_TIMEOUT_S`` and the server cancels any statement running longer
+than ``PG_STATEMENT_TIMEOUT_MS`` (migrations lift that limit for their own transaction). A
+server that is frozen (it accepts and never answers) is beyond what a driver timeout can
+see; the writer bounds its calls itself (``addon.deadline``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_S = 30
+PG_CONNECT_TIMEOUT_S = 5
+PG_STATEMENT_TIMEOUT_MS = 10_000
 
 
 class StoreUnavailable(Exception):
@@ -41,7 +52,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_S}, **kwargs
         )
 
         @event.listens_for(engine, "connect")
@@ -49,12 +60,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_S * 1000}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "do_connect", _pg_timeouts)
+    return engine
+
+
+def _pg_timeouts(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    """Add connect and statement timeouts to what the URL asked for (its own win)."""
+    cparams.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+    options = str(cparams.get("options", ""))
+    if "statement_timeout" not in options:
+        cparams["options"] = f"{options} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}".strip()
 
 
 def _alembic_config() -> Config:
@@ -80,12 +102,14 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             os.close(fd)
         return
     with engine.connect() as conn:
+        conn.execute(text("SET statement_timeout = 0"))  # another process may be migrating
         conn.execute(text("SELECT pg_advisory_lock(764219)"))
         conn.commit()
         try:
             yield
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(764219)"))
+            conn.execute(text("RESET statement_timeout"))
             conn.commit()
 
 
@@ -99,6 +123,8 @@ def migrate(engine: Engine) -> None:
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return
         with _migration_lock(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL statement_timeout = 0"))  # big tables take long
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except SQLAlchemyError as e:

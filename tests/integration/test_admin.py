@@ -32,7 +32,7 @@ def test_health_readiness_and_metrics_after_traffic(stack: Stack, monkeypatch) -
     ready = get(stack, "/readyz")
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
-    assert checks["database"] == checks["spool"] == checks["keys"] == "ok"
+    assert checks["database"] == checks["spool"] == checks["keys"] == checks["recording"] == "ok"
     assert checks["real_keys:openai"] == "ok"
 
     key = stack.cli.new_key("admin-metrics")["key"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from addon.spool import Spool
 from addon.store.models import UsageRecord
@@ -160,3 +164,55 @@ def test_records_appended_after_a_torn_line_are_kept(tmp_path: Path) -> None:
         f.write('{"request_id": "torn", "prov')  # crash mid-write
     spool.append([record("b"), record("c")])  # the restarted gateway spools more
     assert [r.request_id for r in spool.read()] == ["a", "b", "c"]
+
+
+def test_unreadable_lines_move_to_the_quarantine_file_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([record("a")])
+    with spool.path.open("a", encoding="utf-8") as f:
+        f.write("not json\n[1, 2]\n")
+    spool.append([record("b")])
+    with spool.path.open("a", encoding="utf-8") as f:
+        f.write('{"request_id": "torn", "prov')
+    assert [r.request_id for r in spool.read()] == ["a", "b"]
+    kept = spool.quarantine.read_text(encoding="utf-8").splitlines()
+    assert kept == ["not json", "[1, 2]", '{"request_id": "torn", "prov']
+    assert [r.request_id for r in spool.read()] == ["a", "b"]  # read again: nothing doubled
+    assert spool.quarantine.read_text(encoding="utf-8").splitlines() == kept
+
+
+def test_a_spool_whose_quarantine_cannot_be_written_stays_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the quarantine directory should be")
+    spool = Spool(tmp_path / "spool.jsonl", quarantine=tmp_path / "blocked" / "q.jsonl")
+    spool.append([record("a")])
+    with spool.path.open("a", encoding="utf-8") as f:
+        f.write("garbage\n")
+    before = spool.path.read_text(encoding="utf-8")
+    try:
+        spool.read()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("read must fail when it cannot keep the unreadable lines")
+    assert spool.path.read_text(encoding="utf-8") == before
+
+
+def test_an_append_the_disk_cuts_short_leaves_the_spool_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([record("a")])
+    before = spool.path.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        if len(data) < 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data[: len(data) // 2]))
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError):
+        spool.append([record("b"), record("c")])
+    monkeypatch.undo()
+    assert spool.path.read_bytes() == before
+    assert [r.request_id for r in spool.read()] == ["a"]

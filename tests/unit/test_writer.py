@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
+from addon import record_keeper as keeper_module
 from addon import writer as writer_module
 from addon.metering.usage import MeterResult, Usage
 from addon.pool import Health
@@ -37,7 +38,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "RETRY_EVERY_S", 0.05)
+    monkeypatch.setattr(keeper_module, "RETRY_EVERY_S", 0.05)
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_queued_records_are_written_in_batches_of_one_transaction_each(
         batches.append(len(records))
         return insert_records(session=session, records=records)
 
-    monkeypatch.setattr(writer_module, "insert_records", counting_insert)
+    monkeypatch.setattr(keeper_module, "insert_records", counting_insert)
     w = make_writer(engine, spool)
     n = 2 * BATCH_MAX + 200
     for i in range(n):  # queued before the thread runs: the batches are full
@@ -162,7 +163,7 @@ def test_stop_flushes_everything_queued(engine: Engine, spool: SpySpool) -> None
     assert w.written == 1500
 
 
-def test_a_draft_that_cannot_be_finished_does_not_take_its_batch_with_it(
+def test_a_draft_that_cannot_be_finished_still_yields_a_minimal_record(
     engine: Engine, spool: SpySpool
 ) -> None:
     def picky(d: object) -> UsageRecord:
@@ -173,10 +174,15 @@ def test_a_draft_that_cannot_be_finished_does_not_take_its_batch_with_it(
 
     w = make_writer(engine, spool, picky)
     for i in range(5):
-        w.submit(draft(i))
+        w.submit(draft(i, status_code=201 if i == 2 else 200))
     w.start()
     w.stop()
-    assert stored_ids(engine) == ["req-00000", "req-00001", "req-00003", "req-00004"]
+    assert stored_ids(engine) == ids(5)
+    with Session(engine) as s:
+        row = s.exec(select(UsageRecord).where(UsageRecord.request_id == "req-00002")).one()
+    assert (row.virtual_key_id, row.project, row.provider) == ("abc123xyz0", "proj", "openai")
+    assert (row.status_code, row.error_kind) == (201, "record_build_failed")
+    assert row.cost_picousd is None  # unknown, shown as unpriced, never $0
 
 
 # --- database outages -------------------------------------------------------------------
@@ -193,7 +199,7 @@ def test_records_spool_while_inserts_fail_and_are_written_once_it_recovers(
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
         return insert_records(session=session, records=records)
 
-    monkeypatch.setattr(writer_module, "insert_records", flaky_insert)
+    monkeypatch.setattr(keeper_module, "insert_records", flaky_insert)
     w = make_writer(engine, spool)
     w.start()
     for i in range(10):
@@ -240,7 +246,7 @@ def test_records_spooled_before_a_restart_are_written_by_the_next_writer(
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
     with monkeypatch.context() as m:
-        m.setattr(writer_module, "insert_records", down)
+        m.setattr(keeper_module, "insert_records", down)
         first = make_writer(engine, spool)
         first.start()
         for i in range(6):
