@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.keycache import KeyCache, KeyInfo
-from addon.lookups import KeyLookups
+from addon.lookups import Budget, KeyLookups
 from addon.store import keys_repo
 from addon.store.db import open_store
 
@@ -93,3 +93,27 @@ def test_under_a_flood_lookups_wait_for_the_refresh_instead_of_querying(
     assert unknown is None and "nosuchkey0" in cache.misses
     assert cache.queries == []
     lookups.stop()
+
+
+def test_beyond_the_query_budget_lookups_wait_for_the_refresh(
+    engine: Engine, cache: CountingCache
+) -> None:
+    cache.start()
+    lookups = KeyLookups(cache, per_second=2)
+
+    async def flood() -> list[KeyInfo | None]:
+        return [await lookups.find(f"flood{i:05d}") for i in range(4)]
+
+    assert asyncio.run(flood()) == [None] * 4
+    assert cache.queries == ["flood00000", "flood00001"]  # then the budget was spent
+    lookups.stop()
+
+
+def test_the_budget_refills_with_time() -> None:
+    now = [0.0]
+    budget = Budget(2, clock=lambda: now[0])
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    now[0] += 0.5
+    assert [budget.take() for _ in range(2)] == [True, False]
+    now[0] += 10
+    assert [budget.take() for _ in range(3)] == [True, True, False]  # never above the rate
