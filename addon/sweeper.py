@@ -25,6 +25,7 @@ from addon.store import instances_repo, limits_repo
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+PROCESS_STARTED = datetime.now(UTC)  # at import: this process's instances start later
 
 
 def host_identity() -> str:
@@ -37,10 +38,12 @@ def host_identity() -> str:
     return f"{socket.gethostname()}#{namespace}"[:255]
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is another running process here (ours, or a zombie, is not)."""
+def pid_alive(pid: int, started_at: datetime) -> bool:
+    """Whether the instance of ``pid`` started at ``started_at`` still runs here. Our own
+    pid counts only for instances this process started (a runtime replaced on reload); a
+    zombie does not count."""
     if pid == os.getpid():
-        return False
+        return started_at >= PROCESS_STARTED
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -3,7 +3,8 @@
 Each gateway process registers an instance (host, pid) at start and refreshes ``seen_at``
 while it runs. A reservation carries the id of the instance that admitted it. An instance
 is dead when its heartbeat is older than ``stale_after``, or when it ran on this host and
-its pid is no longer running (or is now ours: a restarted container gets its pid back).
+its process is no longer running (``pid_alive(pid, started_at)`` says; a restarted
+container gets its pid back, so our own pid counts only for instances started since).
 Reservations of dead instances, and of instances nobody registered, are released: a
 crashed gateway never blocks a ``--max-parallel`` key.
 """
@@ -41,11 +42,11 @@ def dead_instances(
     host: str,
     now: datetime,
     stale_after: timedelta,
-    pid_alive: Callable[[int], bool],
+    pid_alive: Callable[[int, datetime], bool],
 ) -> list[str]:
     dead = []
     for row in session.exec(select(GatewayInstance).where(col(GatewayInstance.id) != me)):
-        gone_here = row.host == host and not pid_alive(row.pid)
+        gone_here = row.host == host and not pid_alive(row.pid, row.started_at)
         if gone_here or row.seen_at <= now - stale_after:
             dead.append(row.id)
     return dead
@@ -58,7 +59,7 @@ def release_dead(
     host: str,
     now: datetime,
     stale_after: timedelta,
-    pid_alive: Callable[[int], bool],
+    pid_alive: Callable[[int, datetime], bool],
 ) -> int:
     """Drop dead instances and release their reservations (and unowned ones); how many."""
     dead = dead_instances(

@@ -16,20 +16,26 @@ from addon.store.models import GatewayInstance, InflightRequest
 from addon.sweeper import Sweeper, host_identity, pid_alive
 
 
-def test_own_pid_a_zombie_and_a_reaped_child_are_not_alive() -> None:
-    assert not pid_alive(os.getpid())  # a restarted container's gateway gets its pid back
+def test_own_pid_counts_only_for_instances_this_process_started() -> None:
+    before = datetime.now(UTC) - timedelta(days=1)  # a restarted container got its pid back
+    assert not pid_alive(os.getpid(), before)
+    assert pid_alive(os.getpid(), datetime.now(UTC))  # a runtime replaced on reload
+
+
+def test_a_zombie_and_a_reaped_child_are_not_alive() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    now = datetime.now(UTC)
     try:
-        assert pid_alive(child.pid)
+        assert pid_alive(child.pid, now)
         child.kill()
         deadline = time.monotonic() + 10
-        while pid_alive(child.pid):  # a zombie until reaped: already not alive
+        while pid_alive(child.pid, now):  # a zombie until reaped: already not alive
             assert time.monotonic() < deadline
             time.sleep(0.01)
     finally:
         child.kill()
         child.wait()
-    assert not pid_alive(child.pid)
+    assert not pid_alive(child.pid, now)
 
 
 def test_start_registers_and_releases_reservations_of_dead_instances(sqlite_url: str) -> None:
@@ -59,4 +65,29 @@ def test_start_registers_and_releases_reservations_of_dead_instances(sqlite_url:
         sweeper.stop()
     with Session(engine) as s:  # a clean stop deregisters
         assert s.exec(select(GatewayInstance)).all() == []
+    engine.dispose()
+
+
+def test_a_second_runtime_in_the_same_process_keeps_the_first_ones_reservations(
+    sqlite_url: str,
+) -> None:
+    engine = open_store(sqlite_url)
+    first = Sweeper(engine, interval_s=3600)
+    first.start()
+    with Session(engine) as s:
+        s.add(
+            InflightRequest(
+                request_id="r1",
+                virtual_key_id="k",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+                instance_id=first.instance_id,
+            )
+        )
+        s.commit()
+    second = Sweeper(engine, interval_s=3600)  # options changed: a new runtime starts first
+    second.start()
+    with Session(engine) as s:
+        assert [r.request_id for r in s.exec(select(InflightRequest))] == ["r1"]
+    second.stop()
+    first.stop()
     engine.dispose()

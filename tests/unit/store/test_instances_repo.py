@@ -49,7 +49,12 @@ def reserve(engine: Engine, request_id: str, instance_id: str | None) -> None:
 def release_dead(engine: Engine, alive: set[int], me: str = "me", at=NOW) -> int:
     with Session(engine) as s:
         return instances_repo.release_dead(
-            session=s, me=me, host="h1", now=at, stale_after=STALE, pid_alive=alive.__contains__
+            session=s,
+            me=me,
+            host="h1",
+            now=at,
+            stale_after=STALE,
+            pid_alive=lambda pid, _: pid in alive,
         )
 
 
