@@ -8,17 +8,32 @@ database on a small executor of the gateway's own, and misses are remembered for
 ``max_pending`` wait at once; beyond that (a flood of made-up keys, each id new) a request
 does not query: it waits for the next snapshot refresh, which brings any key created
 meanwhile, and is answered from the snapshot. So a flood costs the database a bounded
-number of queries, slows only itself, and a new key still works within a second.
+number of queries, slows only itself, and a new key still works within a second. A query
+that fails or takes longer than ``timeout_s`` answers a 503 with ``retry-after``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from addon.errors import GatewayError
 from addon.keycache import KeyCache, KeyInfo
+from addon.store.db import describe_error
+
+log = logging.getLogger(__name__)
+
+
+class LookupUnavailable(GatewayError):
+    """A key not in the snapshot cannot be looked up: the database does not answer."""
+
+    status, code = 503, "key_lookup_unavailable"
+    openai_type, anthropic_type, gemini_status = "server_error", "overloaded_error", "UNAVAILABLE"
 
 
 class Budget:
@@ -46,8 +61,10 @@ class KeyLookups:
         workers: int = 2,
         max_pending: int = 16,
         per_second: float = 50.0,
+        timeout_s: float = 5.0,
     ) -> None:
         self._cache = cache
+        self._timeout_s = timeout_s
         self._max_pending = max_pending
         self._budget = Budget(per_second)
         self._pending = 0
@@ -67,8 +84,15 @@ class KeyLookups:
             return info
         self._pending += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, cache.load_one, key_id)
+            query = asyncio.wrap_future(self._pool.submit(cache.load_one, key_id))
+            return await asyncio.wait_for(query, self._timeout_s)
+        except (SQLAlchemyError, TimeoutError) as e:
+            reason = describe_error(e) if isinstance(e, SQLAlchemyError) else "no answer"
+            log.warning("tollkeeper: cannot look up virtual key %s (%s)", key_id, reason)
+            raise LookupUnavailable(
+                "The gateway cannot check this virtual key right now; retry shortly.",
+                retry_after_s=2,
+            ) from None
         finally:
             self._pending -= 1
 

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.keycache import KeyCache, KeyInfo
-from addon.lookups import Budget, KeyLookups
+from addon.lookups import Budget, KeyLookups, LookupUnavailable
 from addon.store import keys_repo
-from addon.store.db import open_store
+from addon.store.db import make_engine, open_store
 
 
 class CountingCache(KeyCache):
@@ -117,3 +117,13 @@ def test_the_budget_refills_with_time() -> None:
     assert [budget.take() for _ in range(2)] == [True, False]
     now[0] += 10
     assert [budget.take() for _ in range(3)] == [True, True, False]  # never above the rate
+
+
+def test_a_lookup_the_database_cannot_answer_is_a_503() -> None:
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    lookups = KeyLookups(KeyCache(engine))
+    with pytest.raises(LookupUnavailable) as exc:
+        asyncio.run(lookups.find("abcdefghij"))
+    assert exc.value.status == 503 and exc.value.retry_after_s
+    lookups.stop()
+    engine.dispose()
