@@ -11,8 +11,10 @@ from pathlib import Path
 import openai
 import pytest
 from cryptography.fernet import Fernet
-from integration.conftest import Stack
+from integration.conftest import Stack, build_stack
 from integration.harness import ADDON, BIN, base_env, free_port, wait_for
+from integration.relay import Relay
+from sqlalchemy.engine import make_url
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -162,3 +164,31 @@ def test_a_master_key_that_cannot_decrypt_stops_the_gateway_naming_the_keys(fres
     assert result.returncode == 1
     (line,) = _fatal_lines(result)
     assert "openai/main" in line and "anthropic/main" in line and wrong not in line
+
+
+@pytest.mark.postgres
+def test_limited_keys_answer_503_while_postgresql_is_down(postgres_url, tmp_path, monkeypatch):
+    url = make_url(postgres_url)
+    relay = Relay(url.host or "127.0.0.1", url.port or 5432).start()
+    via_relay = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    gen = build_stack(tmp_path, db_url=via_relay)
+    stack = next(gen)
+    try:
+        limited = stack.openai_reverse(stack.cli.new_key("lim", "--rpm", "100")["key"], monkeypatch)
+        free = stack.openai_reverse(stack.cli.new_key("free")["key"], monkeypatch)
+        assert _status(limited) == 200
+        relay.cut()  # connections drop, new ones are refused
+        with pytest.raises(openai.InternalServerError) as exc:
+            limited.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        headers = exc.value.response.headers
+        assert exc.value.status_code == 503 and int(headers["retry-after"]) > 0
+        assert headers["x-tollkeeper-error"] == "limits_unavailable"
+        assert _status(free) == 200
+        relay.start()
+        assert wait_for(lambda: _status(limited) == 200, timeout=10, interval=0.2)
+    finally:
+        relay.cut()
+        relay.start()  # let the fixtures clean up through it
+        stack.gateway.stop()
+        next(gen, None)
+        relay.cut()
