@@ -1,18 +1,25 @@
 """Admitting a request of a key with limits: estimate it, then reserve it in the database.
 
-Runs in a worker thread (tiktoken and the database are blocking); the hooks await it.
+Runs in a worker thread of ``Admission`` (tiktoken and the database are blocking); the
+hooks await it. During a database outage such requests get a 503 with ``retry-after``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from addon.errors import NotAllowed
+from addon.errors import GatewayError, NotAllowed
 from addon.keycache import KeyInfo
 from addon.limits import Limits
 from addon.metering.estimate import estimate_prompt_tokens
@@ -21,7 +28,10 @@ from addon.metering.usage import Usage
 from addon.pricing.charge import media_cost
 from addon.pricing.table import PriceBook
 from addon.records import metered, price
-from addon.store.limits_repo import admit
+from addon.store.db import describe_error
+from addon.store.limits_repo import admit, release
+
+log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
@@ -104,6 +114,7 @@ def admit_request(
     model: str | None,
     raw_body: bytes | None,
     ttl: timedelta,
+    instance_id: str | None = None,
 ) -> None:
     """Reserve the request or raise ``LimitExceeded``."""
     cost, tokens = reservation(prices, provider, api, model, raw_body)
@@ -116,4 +127,76 @@ def admit_request(
             reserve_picousd=cost,
             reserve_tokens=tokens,
             ttl=ttl,
+            instance_id=instance_id,
         )
+
+
+class LimitsUnavailable(GatewayError):
+    """The database that holds budgets and rate limits does not answer: the request of a
+    key with limits is not forwarded (every process shares those counters; admitting from a
+    local guess would let each of them spend the whole budget). 503 with ``retry-after``."""
+
+    status, code = 503, "limits_unavailable"
+    openai_type, anthropic_type, gemini_status = "server_error", "overloaded_error", "UNAVAILABLE"
+
+
+class Admission:
+    """Admits requests of keys with limits on the gateway's own threads, within a deadline.
+
+    The database work runs on a bounded executor of its own (never asyncio's default one,
+    which a flood of other work could fill). A database error or no answer within
+    ``timeout_s`` answers ``LimitsUnavailable``; a reservation the database commits after
+    the deadline is released again, since its request was never forwarded.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        instance_id: str | None,
+        workers: int = 4,
+        timeout_s: float = 5.0,
+        retry_after_s: int = 2,
+    ) -> None:
+        self._engine = engine
+        self._instance_id = instance_id
+        self._timeout_s, self._retry_after_s = timeout_s, retry_after_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tollkeeper-admit")
+
+    async def admit(self, **request: Any) -> None:
+        """``admit_request`` with this gateway's engine and instance; raises LimitExceeded
+        or LimitsUnavailable."""
+        call = partial(admit_request, engine=self._engine, instance_id=self._instance_id, **request)
+        future = self._pool.submit(call)
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._timeout_s)
+        except TimeoutError:
+            future.add_done_callback(partial(self._release_late, request["request_id"]))
+            log.warning("tollkeeper: limits database did not answer in %.1f s", self._timeout_s)
+            raise self._unavailable() from None
+        except SQLAlchemyError as e:
+            log.warning("tollkeeper: limits database unavailable (%s)", describe_error(e))
+            raise self._unavailable() from None
+
+    def _unavailable(self) -> LimitsUnavailable:
+        return LimitsUnavailable(
+            "The gateway cannot check this key's limits right now; retry shortly.",
+            retry_after_s=self._retry_after_s,
+        )
+
+    def _release_late(self, request_id: str, future: Future[None]) -> None:
+        """Once an admission the client no longer waits for has reserved after all."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # shut down: the reservation expires instead
+            self._pool.submit(self._release, request_id)
+
+    def _release(self, request_id: str) -> None:
+        try:
+            with Session(self._engine) as session:
+                release(session, request_id)
+        except SQLAlchemyError as e:  # it expires with its ttl
+            log.warning("tollkeeper: could not release a late reservation (%s)", describe_error(e))
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

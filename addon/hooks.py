@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from mitmproxy import ctx, exceptions
+from sqlalchemy.exc import SQLAlchemyError
 
 from addon import admin, options
 from addon.flowstate import FlowState
@@ -21,10 +22,14 @@ from addon.providers.registry import BUILTIN
 from addon.request_side import RequestSide
 from addon.response_side import ResponseSide
 from addon.runtime import Runtime
-from addon.store.db import StoreUnavailable
+from addon.store.db import StoreUnavailable, describe_error
 from addon.vault import VaultError
 
 log = logging.getLogger(__name__)
+
+
+class StartFailed(Exception):
+    """The gateway cannot run with this configuration; the message is one line for the log."""
 
 
 class Gateway(RequestSide, ResponseSide):
@@ -37,6 +42,7 @@ class Gateway(RequestSide, ResponseSide):
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
         self.admin: admin.AdminServer | None = None
+        self._failed_config: options.Config | None = None  # the last one that could not start
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -93,15 +99,35 @@ class Gateway(RequestSide, ResponseSide):
             raise exceptions.OptionsError(f"tollkeeper: {e}") from e
         if self.runtime is not None and self.runtime.config == config:
             return
+        if self.runtime is None and config == self._failed_config:
+            return  # reported once; other options changing do not make it work
         try:
-            runtime = Runtime(config)
-        except (StoreUnavailable, VaultError, OSError) as e:
-            raise exceptions.OptionsError(f"tollkeeper: {e}") from e
-        runtime.cache.on_registry_change = self._registry_changed
-        runtime.start()
+            runtime = self._new_runtime(config)
+        except StartFailed as e:
+            if self.runtime is not None:  # a changed option: refuse it, keep serving
+                raise exceptions.OptionsError(str(e)) from None
+            self._failed_config = config
+            log.error("%s", e)  # one line; an error at start-up makes mitmproxy exit 1
+            return
         old, self.runtime = self.runtime, runtime
         if old is not None:
             old.stop()
+
+    def _new_runtime(self, config: options.Config) -> Runtime:
+        try:
+            runtime = Runtime(config)
+        except (StoreUnavailable, VaultError, OSError) as e:
+            raise StartFailed(f"tollkeeper: cannot start: {e}") from None
+        except SQLAlchemyError as e:
+            raise StartFailed(f"tollkeeper: database unavailable: {describe_error(e)}") from None
+        runtime.cache.on_registry_change = self._registry_changed
+        try:
+            runtime.start()
+        except SQLAlchemyError as e:
+            runtime.cache.stop()
+            runtime.engine.dispose()
+            raise StartFailed(f"tollkeeper: database unavailable: {describe_error(e)}") from None
+        return runtime
 
     def _proxy_defaults(self, updated: set[str]) -> None:
         """Options the gateway needs, set before the listeners start accepting."""

@@ -12,7 +12,7 @@ from typing import Any
 from mitmproxy import http
 
 from addon import auth, flowtools
-from addon.admission import admit_request, check_metered
+from addon.admission import check_metered
 from addon.errors import (
     BudgetExceeded,
     GatewayError,
@@ -78,7 +78,7 @@ class RequestSide:
             del flow.request.query[provider.auth.query_param]  # never upstream, never stored
         key_id = auth.key_id_of(presented)
         assert presented is not None
-        info = rt.cache.keys.get(key_id) or await asyncio.to_thread(rt.cache.load_one, key_id)
+        info = await rt.lookups.find(key_id)
         now = datetime.now(UTC)
         state.key = auth.check_key(presented, info, provider.name, now)
         flow.metadata["tollkeeper"] = {
@@ -170,9 +170,7 @@ class RequestSide:
         if not limits.any:
             return
         try:
-            await asyncio.to_thread(
-                admit_request,
-                engine=rt.engine,
+            await rt.admission.admit(
                 prices=rt.prices,
                 limits=limits,
                 request_id=state.request_id,

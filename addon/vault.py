@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -79,3 +80,16 @@ class Vault:
 
 def last4(secret: str) -> str:
     return secret[-4:] if len(secret) >= 8 else "****"
+
+
+def unreadable(vault: Vault, keys: Iterable[tuple[str, str | None]]) -> list[str]:
+    """The names of the (name, ciphertext) pairs this vault cannot decrypt."""
+    bad = []
+    for name, ciphertext in keys:
+        if ciphertext is None:
+            continue
+        try:
+            vault.decrypt(ciphertext)
+        except VaultError:
+            bad.append(name)
+    return bad

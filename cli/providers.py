@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 import click
 from sqlmodel import Session
 
+from addon import keys
 from addon.providers.registry import PROVIDERS
 from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
-from addon.vault import Vault, VaultError
+from addon.vault import Vault, VaultError, load_master_key, unreadable
 from cli.context import App, UserError, pass_app
 from cli.output import iso, note, print_json, print_table, short_time
 
@@ -139,6 +140,26 @@ def _check_master_key(vault: Vault, rows: list[RealKey]) -> None:
         ) from e
 
 
+def _refuse_virtual_key(secret: str) -> None:
+    try:
+        keys.parse_key(secret)
+    except keys.MalformedKey:
+        return
+    raise UserError(
+        "that is a tollkeeper virtual key (tk-…), not a provider's API key; "
+        "give the key the provider issued"
+    )
+
+
+def unreadable_ids(app: App, rows: list[RealKey]) -> set[str]:
+    """Ids of the stored keys the current master key cannot decrypt (none is created)."""
+    try:
+        vault = Vault(load_master_key(app.settings.master_key_path, create=False))
+    except (VaultError, OSError):
+        return {str(r.id) for r in rows if r.ciphertext}
+    return set(unreadable(vault, ((str(r.id), r.ciphertext) for r in rows)))
+
+
 @click.group()
 def providers() -> None:
     """Real provider keys: the credentials the gateway uses upstream."""
@@ -193,6 +214,7 @@ def add(
             note(f"Warning: {api_key_env} is not set here; the gateway must have it.")
     else:
         secret = _read_secret(api_key_env, api_key_stdin)
+    _refuse_virtual_key(secret or os.environ.get(str(api_key_env), ""))
     with app.session() as session:
         check_provider(name, known_providers(session))
         vault = app.vault()
@@ -228,12 +250,18 @@ def list_(app: App, as_json: bool) -> None:
     """
     with app.session() as session:
         rows = realkeys_repo.list_real_keys(session=session)
+    bad = unreadable_ids(app, rows)
     if as_json:
-        print_json([real_key_json(r) for r in rows])
+        print_json([{**real_key_json(r), "readable": str(r.id) not in bad} for r in rows])
         return
     if not rows:
         note("No provider keys. Add one with 'tollkeeper providers add'.")
         return
+    if bad:
+        note(
+            "Keys marked unreadable do not decrypt with this master key;"
+            " the gateway will not start with them."
+        )
     print_table(
         ["PROVIDER", "LABEL", "KEY", "BASE URL", "HEALTH", "NEXT TRY", "FAILURES", "LAST ERROR"],
         [
@@ -242,7 +270,7 @@ def list_(app: App, as_json: bool) -> None:
                 r.label,
                 key_hint(r),
                 r.base_url or "-",
-                _TABLE_HEALTH.get(health_word(r), r.status),
+                "unreadable" if str(r.id) in bad else _TABLE_HEALTH.get(health_word(r), r.status),
                 short_time(r.cooldown_until, seconds=True),
                 r.consecutive_auth_failures,
                 r.last_error or "-",

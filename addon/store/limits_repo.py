@@ -105,8 +105,10 @@ def admit(
     reserve_picousd: int,
     reserve_tokens: int,
     ttl: timedelta,
+    instance_id: str | None = None,
 ) -> None:
-    """Admit one request or raise LimitExceeded; commits either way (nothing on refusal)."""
+    """Admit one request or raise LimitExceeded; commits either way (nothing on refusal).
+    The reservation belongs to ``instance_id`` (released if that gateway dies)."""
     _lock(session, limits.key_id)
     try:
         _check(session, limits, now, reserve_tokens)
@@ -122,6 +124,7 @@ def admit(
             expires_at=now + ttl,
             reserved_picousd=reserve,
             reserved_tokens=reserve_tokens,
+            instance_id=instance_id,
         )
     )
     _upsert_add(
@@ -187,3 +190,28 @@ def settle(session: Session, records: Sequence[UsageRecord | UsageRow]) -> None:
             {"virtual_key_id": key_id, "minute": minute},
             {"requests": 0, "tokens": tokens},
         )
+
+
+def release(session: Session, request_id: str) -> None:
+    """Drop one reservation (a request admitted but never forwarded); commits."""
+    session.execute(delete(InflightRequest).where(col(InflightRequest.request_id) == request_id))
+    session.commit()
+
+
+@dataclass(frozen=True)
+class Swept:
+    minute_rows: int
+    expired_reservations: int
+
+
+def sweep(session: Session, now: datetime, *, keep_minutes: int = 5) -> Swept:
+    """Delete per-minute counters older than ``keep_minutes`` (RPM and TPM read only the
+    current minute) and reservations past their expiry; commits."""
+    minutes = session.execute(
+        delete(KeyMinuteUsage).where(col(KeyMinuteUsage.minute) < minute_index(now) - keep_minutes)
+    ).rowcount  # type: ignore[attr-defined]
+    expired = session.execute(
+        delete(InflightRequest).where(col(InflightRequest.expires_at) <= now)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return Swept(minute_rows=int(minutes or 0), expired_reservations=int(expired or 0))

@@ -147,6 +147,19 @@ class InflightRequest(SQLModel, table=True):
     expires_at: datetime
     reserved_picousd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     reserved_tokens: int = 0
+    instance_id: str | None = Field(default=None, index=True, max_length=32)  # who admitted it
+
+
+class GatewayInstance(SQLModel, table=True):
+    """A running gateway process; its in-flight reservations die with it."""
+
+    __tablename__ = "gateway_instances"
+
+    id: str = Field(primary_key=True, max_length=32)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    seen_at: datetime = Field(default_factory=utcnow)  # heartbeat
 
 
 class KeyDailySpend(SQLModel, table=True):

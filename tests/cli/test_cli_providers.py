@@ -209,3 +209,28 @@ def test_list_when_empty_explains_on_stderr(ok):
 def test_known_provider_names():
     assert {"openai", "anthropic", "gemini", "azure", "mistral", "groq"} <= PROVIDER_NAMES
     assert {"deepseek", "xai", "openrouter", "together", "fireworks"} <= PROVIDER_NAMES
+
+
+def test_a_tollkeeper_virtual_key_is_refused_as_a_real_key(ok, tk, one_line_error, store):
+    created = json.loads(ok("keys", "create", "--project", "p", "--json").stdout)
+    result = tk("providers", "add", "openai", "--api-key-stdin", input=created["key"] + "\n")
+    line = one_line_error(result, "tollkeeper virtual key")
+    assert created["key"] not in line
+    assert _rows(store) == []
+
+
+def test_a_virtual_key_in_the_referenced_variable_is_refused(tk, one_line_error, monkeypatch):
+    monkeypatch.setenv("TK_AS_REAL", "tk-abcdefghij-" + "0" * 40)
+    args = ("providers", "add", "openai", "--api-key-env", "TK_AS_REAL", "--store-env-reference")
+    one_line_error(tk(*args), "tollkeeper virtual key")
+
+
+def test_list_marks_keys_the_master_key_cannot_decrypt(ok, env_key, monkeypatch):
+    ok("providers", "add", "openai", "--api-key-env", env_key)
+    ok("providers", "add", "groq", "--api-key-env", env_key, "--store-env-reference")
+    monkeypatch.setenv("TOLLKEEPER_MASTER_KEY", Fernet.generate_key().decode())
+    items = {d["provider"]: d for d in json.loads(ok("providers", "list", "--json").stdout)}
+    assert items["openai"]["readable"] is False and items["groq"]["readable"] is True
+    result = ok("providers", "list")
+    assert "unreadable" in result.stdout.splitlines()[1 + sorted(items).index("openai")]
+    assert "do not decrypt" in result.stderr

@@ -4,6 +4,7 @@ the client, a usage record, and real-key health that steers the next request."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import anthropic
 import httpx2 as httpx
@@ -194,13 +195,31 @@ def test_malformed_json_and_odd_content_types_are_forwarded_and_recorded(stack: 
     assert rows and rows[0]["error_requests"] == 2
 
 
+def _refused(client: openai.OpenAI) -> bool:
+    try:
+        _chat(client)
+    except openai.AuthenticationError:
+        return True
+    return False
+
+
 def test_a_fault_inside_the_addon_answers_500_and_is_recorded(fresh_stack: Stack, monkeypatch):
     s = fresh_stack
     key = s.cli.new_key("fault")["key"]
-    # restart with a different master key: real keys can no longer be decrypted
-    s.gateway.stop()
-    s.gateway.env["TOLLKEEPER_MASTER_KEY"] = Fernet.generate_key().decode()
-    s.gateway.start()
+    # the running gateway's real key stops decrypting (a gateway does not start with one)
+    other = Fernet(Fernet.generate_key()).encrypt(b"sk-other").decode()
+    with sqlite3.connect(s.gateway.home / "tollkeeper.db") as db:
+        db.execute(
+            "UPDATE real_keys SET ciphertext = ?, updated_at = CURRENT_TIMESTAMP"
+            " WHERE provider = 'openai'",
+            (other,),
+        )
+    # a change made after it: once the gateway refuses this key, it has read the first too
+    probe = s.cli.new_key("probe")
+    s.cli.run("keys", "revoke", probe["id"])
+    prober = s.openai_forward(probe["key"], monkeypatch)
+    assert wait_for(lambda: _refused(prober), timeout=5, interval=0.05)
+    s.upstream.clear()  # probes sent before the revocation arrived
     with pytest.raises(openai.InternalServerError) as exc:
         _chat(s.openai_forward(key, monkeypatch))
     assert exc.value.status_code == 500

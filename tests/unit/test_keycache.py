@@ -9,15 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from addon import keys
 from addon.keycache import KeyCache
-from addon.store import keys_repo, realkeys_repo
+from addon.store import keys_repo, prices_repo, realkeys_repo
 from addon.store.db import open_store
+from addon.store.models import AuditEvent, VirtualKey
 from addon.vault import Vault
 
 VAULT = Vault(Fernet.generate_key())
@@ -67,6 +68,27 @@ def add_real(engine: Engine, provider: str, label: str, **kw: object) -> int:
         )
         assert row.id is not None
         return row.id
+
+
+def set_price(engine: Engine, model: str) -> None:
+    with Session(engine) as s:
+        prices_repo.set_override(
+            session=s, model=model, prices={"input": "1", "output": "2"}, actor="t"
+        )
+
+
+def insert_key_row(engine: Engine, key_id: str) -> None:
+    """A key written straight into the table, without the audit event the CLI writes."""
+    with Session(engine) as s:
+        s.add(VirtualKey(id=key_id, project="p", secret_hash="0" * 64))
+        s.commit()
+
+
+def revoke_event(engine: Engine, key_id: str, action: str = "key.revoked") -> None:
+    """Only the audit event of a change (the row itself changed by other means)."""
+    with Session(engine) as s:
+        s.add(AuditEvent(actor="t", action=action, target=key_id))
+        s.commit()
 
 
 def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -200,20 +222,21 @@ def test_load_one_sees_a_revocation(engine: Engine, cache: KeyCache) -> None:
     assert info is not None and info.revoked
 
 
-def test_snapshot_reloads_only_when_an_admin_change_happened(
+def test_prices_and_providers_are_reread_only_when_they_changed(
     engine: Engine, cache: KeyCache
 ) -> None:
     seen: list[object] = []
     cache.on_refresh = lambda s: seen.append(s.exec(text("SELECT 1")).one()[0])
     cache.refresh(force=True)
-    cache.refresh()  # nothing changed: no reload
+    cache.refresh()  # nothing changed: nothing re-read
     assert seen == [1]
     key_id, _ = create_key(engine)
-    cache.refresh()
-    assert seen == [1, 1] and key_id in cache.keys
     revoke(engine, key_id)
+    cache.refresh()  # a key changed: that key re-read, prices not
+    assert seen == [1] and cache.keys[key_id].revoked
+    set_price(engine, "gpt-x")
     cache.refresh()
-    assert seen == [1, 1, 1] and cache.keys[key_id].revoked
+    assert seen == [1, 1]
 
 
 def test_the_thread_refreshes_on_its_interval(engine: Engine, cache: KeyCache) -> None:
@@ -255,6 +278,7 @@ def test_a_failing_price_reload_keeps_the_last_snapshot(engine: Engine, cache: K
     key_id, _ = create_key(engine)
     cache.refresh()
     revoke(engine, key_id)
+    set_price(engine, "gpt-x")
 
     def broken(session: Session) -> None:
         raise ValueError("bad override")
@@ -263,6 +287,120 @@ def test_a_failing_price_reload_keeps_the_last_snapshot(engine: Engine, cache: K
     with pytest.raises(ValueError):
         cache.refresh()
     assert cache.keys[key_id].revoked is False  # nothing half-applied
+
+
+def test_a_failed_refresh_is_retried_by_the_next_one(engine: Engine, cache: KeyCache) -> None:
+    key_id, _ = create_key(engine)
+    cache.refresh()
+    revoke(engine, key_id)
+    set_price(engine, "gpt-x")
+    failures = [ValueError("connection dropped")]
+
+    def flaky(session: Session) -> None:
+        if failures:
+            raise failures.pop()
+
+    cache.on_refresh = flaky
+    with pytest.raises(ValueError):
+        cache.refresh()
+    cache.refresh()  # nothing new happened since: the failed changes are applied now
+    assert cache.keys[key_id].revoked
+
+
+def test_a_virtual_key_row_that_cannot_be_read_is_skipped_and_logged(
+    engine: Engine, cache: KeyCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="addon.keycache")
+    good, _ = create_key(engine)
+    bad, _ = create_key(engine)
+    cache.refresh()
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE virtual_keys SET metadata_json = '{not json' WHERE id = :k"), {"k": bad}
+        )
+    with Session(engine) as s:  # an audit event for it, as a newer gateway's change would write
+        keys_repo.update_key(session=s, key_id=good, changes={"rpm": 5}, actor="t")
+    revoke_event(engine, bad)
+    cache.refresh()
+    assert cache.keys[good].rpm == 5
+    assert bad not in cache.keys  # refused, not kept in its last readable state
+    assert f"virtual key {bad} cannot be read" in caplog.text
+    cache.refresh(force=True)  # a full reload skips it the same way
+    assert good in cache.keys and bad not in cache.keys
+    assert cache.load_one(bad) is None
+
+
+def test_a_real_key_row_that_cannot_be_read_is_skipped(engine: Engine, cache: KeyCache) -> None:
+    add_real(engine, "openai", "good")
+    add_real(engine, "openai", "bad")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE real_keys SET model_map_json = '[1' WHERE label = 'bad'"))
+    cache.refresh()
+    assert [k.label for k in cache.real_keys["openai"]] == ["good"]
+
+
+def test_health_writes_reread_real_keys_only(engine: Engine, cache: KeyCache) -> None:
+    a = add_real(engine, "openai", "a")
+    cache.refresh()
+    insert_key_row(engine, "sneakedin0")  # no audit event: only a full reload would see it
+    with Session(engine) as s:
+        realkeys_repo.record_health(
+            session=s,
+            key_id=a,
+            status="cooling",
+            cooldown_until=None,
+            auth_failures=0,
+            last_error="429",
+        )
+    cache.refresh()
+    assert cache.real_keys["openai"][0].status == "cooling"
+    assert "sneakedin0" not in cache.keys  # the virtual keys were not reloaded
+
+
+def test_a_key_change_rereads_only_that_key(engine: Engine, cache: KeyCache) -> None:
+    key_id, _ = create_key(engine)
+    cache.refresh()
+    insert_key_row(engine, "sneakedin0")
+    revoke(engine, key_id)
+    cache.refresh()
+    assert cache.keys[key_id].revoked and "sneakedin0" not in cache.keys
+
+
+def test_a_full_reload_comes_round_as_a_safety_net(engine: Engine) -> None:
+    cache = KeyCache(engine, full_every_s=0.0)
+    cache.refresh()
+    insert_key_row(engine, "sneakedin0")
+    cache.refresh()
+    assert "sneakedin0" in cache.keys
+
+
+def test_an_event_that_commits_after_a_higher_one_is_not_missed(
+    engine: Engine, cache: KeyCache
+) -> None:
+    """PostgreSQL hands out ids at insert: a slower transaction commits a lower id later."""
+    key_id, _ = create_key(engine)
+    cache.refresh()
+    with Session(engine) as s:
+        top = s.exec(select(func.max(AuditEvent.id))).one() or 0
+        s.add(AuditEvent(id=top + 10, actor="t", action="key.updated", target=key_id))
+        s.commit()
+    cache.refresh()
+    insert_key_row(engine, "latecomer")
+    with Session(engine) as s:
+        s.add(AuditEvent(id=top + 5, actor="t", action="key.created", target="latecomer"))
+        s.commit()
+    cache.refresh()
+    assert "latecomer" in cache.keys
+
+
+def test_a_miss_is_remembered_and_a_creation_still_shows(engine: Engine, cache: KeyCache) -> None:
+    cache.refresh()
+    assert cache.load_one("nosuchkey0") is None
+    insert_key_row(engine, "nosuchkey0")
+    assert cache.load_one("nosuchkey0") is None  # the miss is remembered: no query
+    revoke_event(engine, "nosuchkey0", action="key.created")
+    cache.refresh()
+    assert "nosuchkey0" in cache.keys
 
 
 def test_the_thread_survives_failures_and_recovers(

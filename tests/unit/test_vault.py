@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from addon import vault
-from addon.vault import Vault, VaultError, last4, load_master_key
+from addon.vault import Vault, VaultError, last4, load_master_key, unreadable
 
 REAL = "sk-proj-REAL-0123456789abcdef"
 
@@ -192,3 +192,12 @@ def test_processes_starting_together_agree_on_one_master_key(
 )
 def test_last4_shows_four_characters_of_long_secrets_only(secret: str, shown: str) -> None:
     assert last4(secret) == shown
+
+
+def test_unreadable_names_the_keys_another_master_key_encrypted() -> None:
+    mine, other = Vault(Fernet.generate_key()), Vault(Fernet.generate_key())
+    keys = [("openai/a", mine.encrypt("sk-1")), ("openai/b", other.encrypt("sk-2"))]
+    assert unreadable(mine, [*keys, ("groq/env", None), ("x/junk", "not-a-token")]) == [
+        "openai/b",
+        "x/junk",
+    ]

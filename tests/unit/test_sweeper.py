@@ -1,0 +1,93 @@
+"""The housekeeping thread: which processes count as alive, and what a start releases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from addon.store import instances_repo
+from addon.store.db import open_store
+from addon.store.models import GatewayInstance, InflightRequest
+from addon.sweeper import Sweeper, host_identity, pid_alive
+
+
+def test_own_pid_counts_only_for_instances_this_process_started() -> None:
+    before = datetime.now(UTC) - timedelta(days=1)  # a restarted container got its pid back
+    assert not pid_alive(os.getpid(), before)
+    assert pid_alive(os.getpid(), datetime.now(UTC))  # a runtime replaced on reload
+
+
+def test_a_zombie_and_a_reaped_child_are_not_alive() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    now = datetime.now(UTC)
+    try:
+        assert pid_alive(child.pid, now)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while pid_alive(child.pid, now):  # a zombie until reaped: already not alive
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid, now)
+
+
+def test_start_registers_and_releases_reservations_of_dead_instances(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    now = datetime.now(UTC)
+    with Session(engine) as s:
+        instances_repo.register(
+            session=s, instance_id="crashed", host=host_identity(), pid=2**22 + 7, now=now
+        )
+        s.add(
+            InflightRequest(
+                request_id="r1",
+                virtual_key_id="k",
+                expires_at=now + timedelta(hours=1),
+                instance_id="crashed",
+            )
+        )
+        s.commit()
+    sweeper = Sweeper(engine, interval_s=3600)
+    sweeper.start()
+    try:
+        with Session(engine) as s:
+            assert s.exec(select(InflightRequest)).all() == []
+            ids = set(s.exec(select(col(GatewayInstance.id))))
+        assert ids == {sweeper.instance_id}
+    finally:
+        sweeper.stop()
+    with Session(engine) as s:  # a clean stop deregisters
+        assert s.exec(select(GatewayInstance)).all() == []
+    engine.dispose()
+
+
+def test_a_second_runtime_in_the_same_process_keeps_the_first_ones_reservations(
+    sqlite_url: str,
+) -> None:
+    engine = open_store(sqlite_url)
+    first = Sweeper(engine, interval_s=3600)
+    first.start()
+    with Session(engine) as s:
+        s.add(
+            InflightRequest(
+                request_id="r1",
+                virtual_key_id="k",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+                instance_id=first.instance_id,
+            )
+        )
+        s.commit()
+    second = Sweeper(engine, interval_s=3600)  # options changed: a new runtime starts first
+    second.start()
+    with Session(engine) as s:
+        assert [r.request_id for r in s.exec(select(InflightRequest))] == ["r1"]
+    second.stop()
+    first.stop()
+    engine.dispose()
