@@ -28,6 +28,7 @@ class FlowState:
     secret: str | None = None  # the real key, in memory only
     secret_header: str | None = None  # where the injector puts it
     secret_value: str | None = None  # the full header value carrying it
+    placeholder: str | None = None  # what the flow carries instead (addon.keywire)
     model: str | None = None
     mapped_model: str | None = None  # from the real key's deployment -> model map
     injected_usage: bool = False

@@ -33,7 +33,7 @@ class Gateway(RequestSide, ResponseSide):
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.states: dict[str, FlowState] = {}
-        self.injector = KeyInjector(self.states)
+        self.injector = KeyInjector()
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -41,6 +41,7 @@ class Gateway(RequestSide, ResponseSide):
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
+        self.injector.wire.install()  # raises (mitmdump exits) if mitmproxy moved its layers
 
     def configure(self, updated: set[str]) -> None:
         self._start_runtime(updated)
@@ -91,8 +92,6 @@ class Gateway(RequestSide, ResponseSide):
 
     def running(self) -> None:
         self._loop = ctx.master.event_loop
-        if ctx.master.addons.get(self.injector.name) is None:
-            ctx.master.addons.add(self.injector)
 
     def done(self) -> None:
         for state in list(self.states.values()):
@@ -100,14 +99,7 @@ class Gateway(RequestSide, ResponseSide):
                 self.injector.disarm(state.flow, state)
             self._submit(state, aborted=True, error_kind="gateway_shutdown")
         self.states.clear()
-        if ctx.master.addons.get(self.injector.name) is not None:
-            ctx.master.addons.remove(self.injector)
+        self.injector.wire.uninstall()
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
-
-    def update(self, flows: Any) -> None:
-        """Keep mitmweb from being sent a flow while it carries a real key."""
-        armed = self.injector.armed
-        if armed and any(f.id in armed for f in flows):
-            raise exceptions.AddonHalt()

@@ -23,7 +23,7 @@ from addon.errors import (
     UpstreamUnreachable,
 )
 from addon.flowstate import FlowState
-from addon.injector import KeyInjector, placeholder
+from addon.injector import KeyInjector
 from addon.limits import Limits
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
@@ -100,7 +100,7 @@ class RequestSide:
             flow.request.scheme, flow.request.host = target.scheme, target.host
             flow.request.port, flow.request.path = target.port, new_path
         state.secret_header, state.secret_value = provider.auth.real_header(state.secret)
-        headers[state.secret_header] = placeholder(state)
+        headers[state.secret_header] = self.injector.arm(state)
         target_host, target_port = flow.request.host, flow.request.port
         flow.request.anticomp()
         state.upstream = (target_host, target_port)
