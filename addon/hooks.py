@@ -16,6 +16,7 @@ from mitmproxy import ctx, exceptions
 
 from addon import options
 from addon.flowstate import FlowState
+from addon.guard import SecretGuard
 from addon.injector import KeyInjector
 from addon.providers.registry import BUILTIN
 from addon.request_side import RequestSide
@@ -34,6 +35,7 @@ class Gateway(RequestSide, ResponseSide):
         self.runtime: Runtime | None = None
         self.states: dict[str, FlowState] = {}
         self.injector = KeyInjector()
+        self.addons = [SecretGuard()]  # child addon: refuses options that would leak keys
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
 

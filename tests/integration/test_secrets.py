@@ -3,6 +3,7 @@ nor the flows mitmweb serves. Flows carry a comment for mitmweb; rejected flows 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -14,7 +15,7 @@ import openai
 import pytest
 from fakes.upstream import api_key
 from integration.conftest import ANTHROPIC_REAL, OPENAI_REAL, build_stack
-from integration.harness import free_port, wait_for
+from integration.harness import GatewayProcess, free_port, wait_for
 from mitmproxy import io
 from websockets.sync import client as ws_client
 
@@ -231,3 +232,14 @@ def test_mitmweb_never_serves_a_real_key_while_requests_wait_on_a_slow_upstream(
     for f in [flows, har, stack.gateway.log_path]:
         data = f.read_bytes()
         assert all(s not in data for s in SECRETS), f"real key found in {f}"
+
+
+def test_the_gateway_refuses_to_start_with_proxy_debug(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    gw = GatewayProcess(tmp_path, home, extra_args=("--set", "proxy_debug=true"))
+    with contextlib.suppress(RuntimeError):  # it may exit before its ports accept
+        gw.start()
+    assert gw.proc is not None
+    assert gw.proc.wait(timeout=30) != 0
+    assert "proxy_debug is not allowed" in gw.log()
