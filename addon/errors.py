@@ -9,6 +9,7 @@ Hierarchy (each class carries its HTTP status and its ``x-tollkeeper-error`` cod
     ├── RateLimited           429  RPM/TPM/parallel limit (retry-after)
     ├── NoRealKey             503  no usable real key for the provider
     ├── UpstreamUnreachable   502
+    │   └── AnswerWithheld    502  the upstream's answer held the real key, too big to scrub
     ├── UpstreamTimeout       504
     └── GatewayFault          500  a fault inside the addon (fail closed)
 
@@ -88,6 +89,10 @@ class NoRealKey(GatewayError):
 class UpstreamUnreachable(GatewayError):
     status, code = 502, "upstream_unreachable"
     openai_type, anthropic_type, gemini_status = "server_error", "api_error", "UNAVAILABLE"
+
+
+class AnswerWithheld(UpstreamUnreachable):
+    code = "answer_withheld"
 
 
 class UpstreamTimeout(GatewayError):

@@ -14,6 +14,7 @@ OPTION_NAMES = frozenset(
         "tollkeeper_refresh_ms",
         "tollkeeper_upstream_timeout",
         "tollkeeper_probe_upstream",
+        "tollkeeper_max_decoded_mb",
     }
 )
 
@@ -24,6 +25,7 @@ class Config:
     refresh_s: float
     upstream_timeout_s: int  # 0 = no gateway-side timeout
     probe_upstream: bool
+    max_decoded_bytes: int = 64 << 20  # a response body's size once decompressed
 
 
 def declare(loader: Any) -> None:
@@ -52,6 +54,14 @@ def declare(loader: Any) -> None:
         "check that an upstream accepts connections (when idle for 30 s) to answer a clean 502",
     )
 
+    loader.add_option(
+        "tollkeeper_max_decoded_mb",
+        int,
+        64,
+        "largest decompressed response body the gateway reads (MiB); past it the client "
+        "still gets every byte, metering stops and the usage is an estimate",
+    )
+
 
 def parse(options: Any) -> Config:
     """Build the config; raises ValueError with a message fit for OptionsError."""
@@ -59,6 +69,8 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_refresh_ms must be at least 50")
     if options.tollkeeper_upstream_timeout < 0:
         raise ValueError("tollkeeper_upstream_timeout must not be negative")
+    if options.tollkeeper_max_decoded_mb < 1:
+        raise ValueError("tollkeeper_max_decoded_mb must be at least 1")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -66,4 +78,5 @@ def parse(options: Any) -> Config:
         refresh_s=options.tollkeeper_refresh_ms / 1000,
         upstream_timeout_s=options.tollkeeper_upstream_timeout,
         probe_upstream=options.tollkeeper_probe_upstream,
+        max_decoded_bytes=options.tollkeeper_max_decoded_mb << 20,
     )

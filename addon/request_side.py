@@ -25,6 +25,7 @@ from addon.errors import (
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector
 from addon.limits import Limits
+from addon.metering.decoders import decode_bounded
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -132,10 +133,14 @@ class RequestSide:
         raw = flow.request.raw_content
         body: Any = None
         if raw and len(raw) <= MAX_PARSE_BYTES:
+            encoding = flow.request.headers.get("content-encoding")
+            text, over = decode_bounded(raw, encoding, MAX_PARSE_BYTES)  # no request bomb
             try:
-                body = json.loads(flow.request.get_content(strict=False) or b"")
+                body = None if over else json.loads(text or b"")
             except ValueError:
                 body = None  # the provider answers malformed JSON with its own 400
+            except RecursionError:
+                body, raw = None, None  # absurdly nested: not parsed here, nor estimated later
         if isinstance(body, dict):
             model = body.get("model")
             if isinstance(model, str):

@@ -11,6 +11,7 @@ from mitmproxy import http
 from addon import flowtools
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector
+from addon.metering.decoders import decode_bounded
 from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
@@ -36,6 +37,8 @@ class ResponseSide:
             return
         try:
             resp = flow.response
+            if state.secret:
+                flowtools.scrub_headers(resp, state.secret)  # a stream sends them right away
             state.ttfb_ms = flowtools.ms_since(state.started_at)
             if state.upstream is not None:
                 self.runtime.probe.saw_answer(*state.upstream)
@@ -50,6 +53,9 @@ class ResponseSide:
                     content_type=content_type,
                 )
                 resp.stream = state.meter.feed
+                if state.secret:
+                    cap = self.runtime.config.max_decoded_bytes
+                    resp.stream = flowtools.scrubbed_stream(resp, resp.stream, state.secret, cap)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
@@ -84,10 +90,18 @@ class ResponseSide:
             if state.meter is not None:
                 result = state.meter.result()
             else:
-                if state.secret:
-                    flowtools.scrub(flow, state.secret)
-                body = resp.get_content(strict=False) or b""
-                result = parse_response(state.api, body)
+                if state.secret and self.runtime is not None:
+                    cap = self.runtime.config.max_decoded_bytes
+                    flowtools.scrub(flow, state, state.secret, cap)
+                    resp = flow.response or resp  # a withheld answer replaces it
+                cap = self.runtime.config.max_decoded_bytes if self.runtime else 64 << 20
+                encoding = resp.headers.get("content-encoding")
+                body, over = decode_bounded(resp.raw_content or b"", encoding, cap)
+                if over:  # the client gets every byte; the record is an estimate
+                    result = MeterResult(error_kind="response_over_cap", estimated=True)
+                    result.extras["decoded_over_cap_bytes"] = cap
+                else:
+                    result = parse_response(state.api, body)
                 if resp.status_code >= 400:
                     signal = flowtools.health_signal(state.provider.name, resp, body)
                     self._report_health(state, *signal)
