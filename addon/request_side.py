@@ -70,10 +70,11 @@ class RequestSide:
     async def _admit(self, flow: http.HTTPFlow, state: FlowState, rt: Runtime) -> None:
         provider, headers = state.provider, flow.request.headers
         presented = auth.presented_credential(provider, headers, flow.request.query)
-        for name in (*auth.CREDENTIAL_HEADERS, *provider.strip_headers):
+        for name in auth.credential_headers(provider, headers.items(multi=True)):
             headers.pop(name, None)
-        if provider.auth.query_param and provider.auth.query_param in flow.request.query:
-            del flow.request.query[provider.auth.query_param]  # never upstream, never stored
+        query = flow.request.query
+        for name in auth.credential_params(query.items(multi=True)):
+            del query[name]  # never upstream, never stored, whatever the provider
         key_id = auth.key_id_of(presented)
         assert presented is not None
         info = rt.cache.keys.get(key_id) or await asyncio.to_thread(rt.cache.load_one, key_id)

@@ -177,3 +177,14 @@ async def test_gemini_query_key_leaves_the_url_and_the_real_key_goes_in_a_header
     assert seeded[1] not in f.request.url and dict(f.request.query) == {"x": "1"}
     assert f.request.headers["x-goog-api-key"].startswith("[tollkeeper:redacted]")
     assert b"x-goog-api-key: AIza-unit-REAL-0001\r\n" in _on_the_wire(f)
+
+
+async def test_a_virtual_key_in_the_query_never_goes_upstream_for_any_provider(gateway, seeded):
+    f = _flow(seeded[1])
+    f.request.path = f"/v1/chat/completions?key={seeded[1]}&api_key=x&x=1"
+    f.request.headers["x-echo-me"] = seeded[1]
+    await gateway.requestheaders(f)
+    assert f.response is None
+    assert dict(f.request.query) == {"x": "1"}
+    wire = _on_the_wire(f)
+    assert seeded[1].encode() not in wire and b"x-echo-me" not in wire
