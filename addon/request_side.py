@@ -18,6 +18,7 @@ from addon.errors import (
     GatewayError,
     GatewayFault,
     NoRealKey,
+    NotAllowed,
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -26,6 +27,8 @@ from addon.flowstate import FlowState
 from addon.injector import KeyInjector
 from addon.limits import Limits
 from addon.metering.decoders import decode_bounded
+from addon.providers.base import Provider
+from addon.providers.registry import Registry
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -35,6 +38,17 @@ log = logging.getLogger(__name__)
 
 MAX_PARSE_BYTES = 32 * 1024 * 1024
 INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
+
+
+def named_provider(flow: http.HTTPFlow, registry: Registry) -> Provider | None:
+    """The provider a request names (TLS SNI, Host header) when its destination is not a
+    provider host: such a request must not pass the gateway unmetered."""
+    host_header = (flow.request.host_header or "").rsplit(":", 1)[0].strip("[]")
+    for name in (flow.client_conn.sni, host_header):
+        found = registry.by_host(name) if name else None
+        if found is not None:
+            return found
+    return None
 
 
 class RequestSide:
@@ -47,7 +61,10 @@ class RequestSide:
             return
         if self.runtime is None:
             return
-        provider = self.runtime.cache.registry.by_host(flow.request.host)
+        registry = self.runtime.cache.registry
+        provider, misdirected = registry.by_host(flow.request.host), False
+        if provider is None:
+            provider, misdirected = named_provider(flow, registry), True
         if provider is None:
             return
         path = flow.request.path
@@ -60,6 +77,11 @@ class RequestSide:
         )
         self.states[flow.id] = state
         try:
+            if misdirected:  # e.g. CONNECT <ip>:443 with a provider's SNI: never unmetered
+                raise NotAllowed(
+                    f"This request names the {provider.name} API but goes to "
+                    f"{flow.request.host}; connect to the provider by its host name."
+                )
             await self._admit(flow, state, self.runtime)
         except GatewayError as e:
             self._reject(flow, state, e)
