@@ -11,7 +11,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from addon import auth, flowtools
+from addon import auth, binding, flowtools
 from addon.admission import admit_request
 from addon.errors import (
     BudgetExceeded,
@@ -108,7 +108,9 @@ class RequestSide:
             "project": state.key.project,
             "provider": provider.name,
         }
-        pool = rt.cache.real_keys.get(provider.name, ())
+        pool = binding.bound_keys(
+            provider, rt.cache.real_keys.get(provider.name, ()), flow.request.host
+        )
         real = rt.pool.pick(pool, now)
         if real is None:
             raise NoRealKey(

@@ -188,3 +188,63 @@ async def test_a_virtual_key_in_the_query_never_goes_upstream_for_any_provider(g
     assert dict(f.request.query) == {"x": "1"}
     wire = _on_the_wire(f)
     assert seeded[1].encode() not in wire and b"x-echo-me" not in wire
+
+
+def _add_real(db: Path, home: Path, provider: str, label: str, secret: str, base_url: str):
+    engine = open_store(f"sqlite:///{db}")
+    vault = Vault(load_master_key(home / "master.key"))
+    with Session(engine) as s:
+        realkeys_repo.add_real_key(
+            session=s,
+            vault=vault,
+            provider=provider,
+            label=label,
+            secret=secret,
+            env_ref=None,
+            base_url=base_url,
+            actor="t",
+        )
+    engine.dispose()
+
+
+def _azure_flow(key: str, url: str) -> tflow.HTTPFlow:
+    f = _flow(key)
+    f.request.url = url
+    f.request.headers["api-key"] = key
+    del f.request.headers["authorization"]
+    return f
+
+
+async def test_a_pool_of_two_azure_resources_sends_each_its_own_key(gateway, seeded, tk_home):
+    _add_real(
+        seeded[0], tk_home, "azure", "a", "azure-REAL-A-0001", "https://resa.openai.azure.com"
+    )
+    _add_real(
+        seeded[0], tk_home, "azure", "b", "azure-REAL-B-0001", "https://resb.openai.azure.com"
+    )
+    gateway.runtime.cache.refresh(force=True)
+    path = "/openai/deployments/d/chat/completions?api-version=2024-10-21"
+    b, a = ("resb", b"azure-REAL-B-0001"), ("resa", b"azure-REAL-A-0001")
+    for resource, secret in (b, b, a, a, b):  # not the pool's round-robin order
+        # plain HTTP and another port as the client asked: the key goes to its base URL only
+        f = _azure_flow(seeded[1], f"http://{resource}.openai.azure.com:8080{path}")
+        await gateway.requestheaders(f)
+        assert f.response is None
+        assert (f.request.scheme, f.request.host, f.request.port) == (
+            "https",
+            f"{resource}.openai.azure.com",
+            443,
+        )
+        assert b"api-key: " + secret + b"\r\n" in _on_the_wire(f)
+
+
+async def test_an_azure_request_for_another_resource_is_refused(gateway, seeded, tk_home):
+    _add_real(
+        seeded[0], tk_home, "azure", "a", "azure-REAL-A-0001", "https://resa.openai.azure.com"
+    )
+    gateway.runtime.cache.refresh(force=True)
+    f = _azure_flow(seeded[1], "https://evil.openai.azure.com/openai/v1/chat/completions")
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 403
+    assert f.response.headers["x-tollkeeper-error"] == "not_allowed"
+    assert b"azure-REAL-A-0001" not in _on_the_wire(f)

@@ -76,6 +76,14 @@ def test_a_stored_definition_never_takes_a_built_in_host_over():
     assert Registry((rogue,)).by_host("api.openai.com").name == "openai"
 
 
+def test_azure_keys_need_a_base_url_and_https_for_a_resource(tk, one_line_error):
+    def add(*extra: str):
+        return tk("providers", "add", "azure", "--api-key-stdin", *extra, input="azure-k-0001\n")
+
+    one_line_error(add(), "need --base-url")
+    one_line_error(add("--base-url", "http://res.openai.azure.com"), "must be https://")
+
+
 def test_azure_model_map_is_stored_and_listed(ok, tk, store, one_line_error):
     ok(
         "providers",
