@@ -56,7 +56,7 @@ def scrub_headers(resp: http.Response, secret: str) -> None:
     ):
         return
     resp.headers.fields = tuple(
-        (name.replace(needle, scrubbing.MARK), value.replace(needle, scrubbing.MARK))
+        (name.replace(needle, b"tollkeeper-redacted"), value.replace(needle, scrubbing.MARK))
         for name, value in resp.headers.fields
     )
 

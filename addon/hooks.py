@@ -23,6 +23,7 @@ from addon.request_side import RequestSide
 from addon.response_side import ResponseSide
 from addon.runtime import Runtime
 from addon.store.db import StoreUnavailable
+from addon.trailers import TrailerPatch
 from addon.vault import VaultError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Gateway(RequestSide, ResponseSide):
         self.states: dict[str, FlowState] = {}
         self.injector = KeyInjector()
         self.addons = [SecretGuard()]  # child addon: refuses options that would leak keys
+        self._trailers = TrailerPatch()
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -44,6 +46,7 @@ class Gateway(RequestSide, ResponseSide):
     def load(self, loader: Any) -> None:
         options.declare(loader)
         self.injector.wire.install()  # raises (mitmdump exits) if mitmproxy moved its layers
+        self._trailers.install()  # HTTP/1 trailers: dropped instead of hanging the client
 
     def configure(self, updated: set[str]) -> None:
         self._start_runtime(updated)
@@ -102,6 +105,7 @@ class Gateway(RequestSide, ResponseSide):
             self._submit(state, aborted=True, error_kind="gateway_shutdown")
         self.states.clear()
         self.injector.wire.uninstall()
+        self._trailers.uninstall()
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None

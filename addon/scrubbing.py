@@ -59,11 +59,11 @@ def _scan(
     """(found, the whole decoded body if it stayed under the cap)."""
     found, size, tail = False, 0, b""
     kept: bytearray | None = bytearray()
+    overlap = len(needle) - 1
     for piece in decoder.decode(raw):
         size += len(piece)
-        window = tail + piece
-        found = found or needle in window
-        tail = window[-(len(needle) - 1) :]
+        found = found or needle in piece or needle in tail + piece[:overlap]
+        tail = (tail + piece[-overlap:])[-overlap:]
         if kept is not None:
             kept += piece
             if size > max_decoded:
