@@ -39,5 +39,6 @@ class FlowState:
     ttfb_ms: int | None = None
     upstream: tuple[str, int] | None = None
     timer: asyncio.TimerHandle | None = None
+    watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
     request_body: bytes | None = None
     flow: Any = None  # the live flow, to disarm and record it at shutdown

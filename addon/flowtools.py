@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from addon.errors import AnswerWithheld, GatewayError, render
 from addon.flowstate import FlowState
 from addon.metering.decoders import decoder_for
 from addon.metering.usage import Usage
+from addon.options import Config
 from addon.pricing.cost import format_usd
 from addon.scrubbing import Forward
+from addon.streamwatch import StreamWatch
 
 
 def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
@@ -152,6 +155,38 @@ def cancel_timer(state: FlowState) -> None:
     if state.timer is not None:
         state.timer.cancel()
         state.timer = None
+    if state.watch is not None:
+        state.watch.cancel()
+        state.watch = None
+
+
+def watch_stream(flow: http.HTTPFlow, state: FlowState, config: Config) -> None:
+    """Cut the flow's streamed response off past the configured duration or idle time."""
+    resp = flow.response
+    if resp is None or not (config.stream_max_s or config.stream_idle_s):
+        return
+    inner = resp.stream
+    if not callable(inner):
+        return
+
+    def expire() -> None:
+        state.timed_out = True
+        if not close_upstream(flow) and flow.killable:
+            flow.kill()
+
+    watch = StreamWatch(
+        asyncio.get_running_loop(),
+        max_s=config.stream_max_s,
+        idle_s=config.stream_idle_s,
+        expire=expire,
+    )
+    state.watch = watch
+
+    def feed(chunk: bytes) -> Any:
+        watch.touch()
+        return inner(chunk)
+
+    resp.stream = feed
 
 
 def health_signal(provider: str, resp: http.Response, body: bytes) -> tuple[int, float | None]:

@@ -56,6 +56,7 @@ class ResponseSide:
                 if state.secret:
                     cap = self.runtime.config.max_decoded_bytes
                     resp.stream = flowtools.scrubbed_stream(resp, resp.stream, state.secret, cap)
+                flowtools.watch_stream(flow, state, self.runtime.config)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 

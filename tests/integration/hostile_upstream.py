@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from integration.harness import free_port
@@ -28,7 +28,7 @@ class Seen:
         return None
 
 
-Answer = Callable[[Seen], list[bytes]]
+Answer = Callable[[Seen], Iterable[bytes]]
 
 
 class HostileUpstream:

@@ -3,16 +3,21 @@ trailers: the client never sees the key, and every request is answered and recor
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 from integration.conftest import OPENAI_REAL, Stack, build_stack
 from integration.harness import wait_for
 from integration.hostile_upstream import (
+    Answer,
     HostileUpstream,
     Seen,
     chunk,
@@ -138,3 +143,70 @@ def test_deeply_nested_request_json_is_forwarded_not_a_gateway_fault(hostile):
         stack, key, b'{"model": "gpt-4o-mini", "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     )
     assert resp.status_code == 400 and "x-tollkeeper-error" not in resp.headers
+
+
+def _endless(event_gap_pauses: int, events: int | None) -> Answer:
+    """An SSE stream that sends ``events`` events (None: forever), pausing between them."""
+
+    def answer(seen: Seen) -> Iterator[bytes]:
+        yield chunked_head(headers=(("content-type", "text/event-stream"),))
+        n = 0
+        while events is None or n < events:
+            yield chunk(b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n')
+            yield from [b""] * event_gap_pauses
+            n += 1
+        while True:  # then silence, never the end of the body
+            yield b""
+
+    return answer
+
+
+@pytest.mark.parametrize(("name", "answer"), [("endless", (1, None)), ("quiet", (1, 1))])
+def test_an_endless_or_silent_stream_is_cut_off_and_recorded(tmp_path: Path, name, answer):
+    caps = ("--set", "tollkeeper_stream_max_s=3", "--set", "tollkeeper_stream_idle_s=1")
+    with HostileUpstream(_endless(*answer)) as up:
+        gen = build_stack(tmp_path, extra_args=caps)
+        stack = next(gen)
+        try:
+            stack.cli.run("providers", "remove", "openai", "--label", "main")
+            stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+            wait_for(lambda: _answered_at_all(stack), timeout=20)
+            key = stack.cli.new_key(name)["key"]
+            got = _stream(stack, key)
+            assert got.count(b"data: ") >= 1  # what was sent before the cut arrived
+            kinds = wait_for(lambda: _error_kinds(stack, name), timeout=10)
+            assert kinds == ["upstream_timeout"], kinds  # cut by the gateway, not the client
+        finally:
+            next(gen, None)
+
+
+def _answered_at_all(stack: Stack) -> bool:
+    """The new key is loaded: a request reaches the upstream (and is cut off in time)."""
+    key = stack.cli.new_key("probe")["key"]
+    return _stream(stack, key).count(b"data: ") >= 1
+
+
+def _stream(stack: Stack, key: str) -> bytes:
+    body = json.dumps({**CHAT, "stream": True}).encode()
+    url = stack.gateway.reverse_url("openai") + "/v1/chat/completions"
+    head = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    got, give_up = b"", time.monotonic() + 60  # a guard against a stream never cut
+    with (
+        httpx.Client(timeout=30, trust_env=False) as client,
+        client.stream("POST", url, content=body, headers=head) as resp,
+        contextlib.suppress(httpx.HTTPError),  # the cut may surface as a protocol error
+    ):
+        for piece in resp.iter_raw():
+            got += piece
+            if time.monotonic() > give_up:
+                break
+    return got
+
+
+def _error_kinds(stack: Stack, project: str) -> list[str]:
+    db = sqlite3.connect(stack.gateway.home / "tollkeeper.db")
+    try:
+        query = "select error_kind from usage_records where project = ?"
+        return [row[0] for row in db.execute(query, (project,))]
+    finally:
+        db.close()
