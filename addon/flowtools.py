@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mitmproxy import ctx, http
+from mitmproxy.net import encoding as net_encoding
 
 from addon import scrubbing
 from addon.errors import AnswerWithheld, GatewayError, render
@@ -85,6 +86,26 @@ def scrub(flow: http.HTTPFlow, state: FlowState, secret: str, max_decoded: int) 
         err = AnswerWithheld("The upstream's answer contained the real API key; withheld.")
         status, body, headers = render(err, state.provider.error_shape)
         flow.response = http.Response.make(status, body, headers)
+
+
+def inspect_compressed(
+    resp: http.Response, secret: str, max_decoded: int
+) -> scrubbing.CompressedBodyInspector | None:
+    """For a content-encoded answer that would be buffered: stream it through an
+    inspector instead (incremental decoding, off the hot path of other clients); the
+    client gets the whole body at the end, chunked, as with a buffered answer."""
+    encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
+    decoder = decoder_for(encoding) if encoding != "identity" else None
+    if decoder is None:
+        return None
+    inspector = scrubbing.CompressedBodyInspector(
+        decoder, secret, max_decoded, lambda data: net_encoding.encode(data, encoding)
+    )
+    resp.headers.pop("content-length", None)  # the scrubbed body may differ in length
+    if resp.http_version == "HTTP/1.1":
+        resp.headers["transfer-encoding"] = "chunked"
+    resp.stream = inspector.feed
+    return inspector
 
 
 def scrubbed_stream(

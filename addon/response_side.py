@@ -57,6 +57,9 @@ class ResponseSide:
                     cap = self.runtime.config.max_decoded_bytes
                     resp.stream = flowtools.scrubbed_stream(resp, resp.stream, state.secret, cap)
                 flowtools.watch_stream(flow, state, self.runtime.config)
+            elif state.secret:
+                cap = self.runtime.config.max_decoded_bytes
+                state.inspector = flowtools.inspect_compressed(resp, state.secret, cap)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
@@ -91,16 +94,13 @@ class ResponseSide:
             if state.meter is not None:
                 result = state.meter.result()
             else:
-                if state.secret and self.runtime is not None:
-                    cap = self.runtime.config.max_decoded_bytes
-                    flowtools.scrub(flow, state, state.secret, cap)
-                    resp = flow.response or resp  # a withheld answer replaces it
-                cap = self.runtime.config.max_decoded_bytes if self.runtime else 64 << 20
-                encoding = resp.headers.get("content-encoding")
-                body, over = decode_bounded(resp.raw_content or b"", encoding, cap)
+                body, over = self._buffered_body(flow, state)
+                resp = flow.response or resp  # a withheld answer replaces it
                 if over:  # the client gets every byte; the record is an estimate
                     result = MeterResult(error_kind="response_over_cap", estimated=True)
-                    result.extras["decoded_over_cap_bytes"] = cap
+                    result.extras["decoded_over_cap"] = True
+                    if state.inspector is not None and state.inspector.found:
+                        result.error_kind = "answer_withheld"  # the key was past the cap
                 else:
                     result = parse_response(state.api, body)
                 if resp.status_code >= 400:
@@ -124,6 +124,18 @@ class ResponseSide:
             self._submit(
                 state, error_kind="gateway_fault", status=resp.status_code if resp else None
             )
+
+    def _buffered_body(self, flow: http.HTTPFlow, state: FlowState) -> tuple[bytes, bool]:
+        """The answer's decoded body (at most the cap) for metering, and whether it was
+        over the cap; an echoed real key is scrubbed from what the client gets."""
+        cap = self.runtime.config.max_decoded_bytes if self.runtime else 64 << 20
+        if state.inspector is not None:  # content-encoded: inspected as it arrived
+            return state.inspector.decoded, state.inspector.over_cap
+        if state.secret:
+            flowtools.scrub(flow, state, state.secret, cap)
+        resp = flow.response
+        encoding = resp.headers.get("content-encoding") if resp else None
+        return decode_bounded(resp.raw_content or b"" if resp else b"", encoding, cap)
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self._end(flow)

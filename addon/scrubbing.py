@@ -137,3 +137,64 @@ def _prefix_overlap(data: bytes, needle: bytes) -> int:
 
 def _usable(secret: str | None) -> bool:
     return bool(secret) and len(secret or "") >= MIN_SECRET_LEN
+
+
+class CompressedBodyInspector:
+    """A stream callable for a *buffered* answer that came content-encoded (the gateway
+    asked for identity): it holds the raw chunks back, decodes and scans them as they
+    arrive (incrementally, so a compression bomb never stalls the loop for long nor fills
+    memory), keeps the first ``max_decoded`` decoded bytes for metering, and at the end
+    forwards the raw bytes unchanged, the scrubbed body re-encoded by ``encode`` if the
+    key was in it, or nothing if the key is past the cap (the answer is withheld)."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        secret: str,
+        max_decoded: int,
+        encode: Callable[[bytes], bytes],
+    ) -> None:
+        self._decoder, self._encode = decoder, encode
+        self._needle = secret.encode() if _usable(secret) else b""
+        self._max = max_decoded
+        self._raw: list[bytes] = []
+        self._kept = bytearray()
+        self._tail = b""
+        self.over_cap = self.found = self.corrupt = False
+
+    @property
+    def decoded(self) -> bytes:
+        """The decoded body (its first ``max_decoded`` bytes), for metering."""
+        return bytes(self._kept)
+
+    def feed(self, chunk: bytes) -> Forward:
+        if chunk:
+            self._raw.append(chunk)
+            self._scan(chunk)
+            return []
+        raw = b"".join(self._raw)
+        self._raw.clear()
+        if self.corrupt:  # the client cannot decode it either: check the raw bytes
+            return raw.replace(self._needle, MARK) if self._needle else raw or []
+        if not self.found:
+            return raw or []
+        if self.over_cap:
+            return []  # the key is in a body too big to rewrite: withheld
+        return self._encode(bytes(self._kept).replace(self._needle, MARK)) or []
+
+    def _scan(self, chunk: bytes) -> None:
+        if self.corrupt:
+            return
+        overlap = max(len(self._needle) - 1, 0)
+        try:
+            for piece in self._decoder.decode(chunk):
+                if self._needle and not self.found:
+                    window = self._tail + piece[:overlap]
+                    self.found = self._needle in piece or self._needle in window
+                    self._tail = (self._tail + piece[-overlap:])[-overlap:] if overlap else b""
+                room = self._max - len(self._kept)
+                if len(piece) > room:
+                    self.over_cap = True
+                self._kept += piece[: max(room, 0)]
+        except ValueError:
+            self.corrupt = True

@@ -9,6 +9,7 @@ import json
 import socket
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,3 +211,39 @@ def _error_kinds(stack: Stack, project: str) -> list[str]:
         return [row[0] for row in db.execute(query, (project,))]
     finally:
         db.close()
+
+
+def _gzip_zeros(mib: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    zeros = b"\0" * (1 << 20)
+    return b"".join([packer.compress(zeros) for _ in range(mib)] + [packer.flush()])
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_gzip_bomb_reaches_the_client_whole_in_bounded_memory_and_is_estimated(hostile):
+    stack, up = hostile
+    bomb = _gzip_zeros(1024)  # 1 GiB of zeros, about 1 MiB compressed
+    hdrs = (("content-encoding", "gzip"), ("content-type", "application/json"))
+    up.answer = lambda seen: [http_response(bomb, headers=hdrs)]
+    pid = stack.gateway.proc.pid
+    before = _rss_kib(pid)
+    key = stack.cli.new_key("bomb")["key"]
+    url = stack.gateway.reverse_url("openai") + "/v1/chat/completions"
+    head = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    with (
+        httpx.Client(timeout=60, trust_env=False) as client,
+        client.stream("POST", url, content=json.dumps(CHAT).encode(), headers=head) as resp,
+    ):
+        got = b"".join(resp.iter_raw())
+    after = _rss_kib(pid)
+    print(f"gzip bomb: gateway RSS {before // 1024} MiB before, {after // 1024} MiB after")
+    assert got == bomb  # every byte, as the upstream sent it
+    assert after - before < 256 * 1024, (before, after)  # not the 1 GiB it decodes to
+    kinds = wait_for(lambda: _error_kinds(stack, "bomb"), timeout=10)
+    assert kinds == ["response_over_cap"]

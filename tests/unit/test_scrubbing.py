@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from addon.metering.decoders import decoder_for
-from addon.scrubbing import MARK, StreamScrubber, scrub_body, scrub_text
+from addon.scrubbing import (
+    MARK,
+    CompressedBodyInspector,
+    StreamScrubber,
+    scrub_body,
+    scrub_text,
+)
 
 SECRET = "sk-proj-REALscrubKEY000000000001"
 CAP = 1 << 20
@@ -86,3 +92,38 @@ def test_a_compressed_stream_is_forwarded_decoded_and_a_bomb_is_cut():
     bomb = gzip.compress(b"\0" * (8 * CAP))
     cut = StreamScrubber(lambda c: c, SECRET, decoder_for("gzip"), max_decoded=CAP)
     assert len(_run(cut, [bomb])) <= CAP
+
+
+def _inspect(body: bytes, pieces: int = 7, cap: int = CAP) -> tuple[CompressedBodyInspector, bytes]:
+    packed = gzip.compress(body)
+    insp = CompressedBodyInspector(decoder_for("gzip"), SECRET, cap, gzip.compress)
+    size = max(1, len(packed) // pieces)
+    out = b""
+    for i in range(0, len(packed), size):
+        assert insp.feed(packed[i : i + size]) == []  # held back until the end
+    end = insp.feed(b"")
+    out = end if isinstance(end, bytes) else b"".join(end)
+    return insp, out
+
+
+def test_a_clean_compressed_answer_goes_out_unchanged_and_is_decoded_for_metering():
+    insp, out = _inspect(b'{"usage": {}}' * 100)
+    assert gzip.decompress(out) == b'{"usage": {}}' * 100 and not insp.found
+    assert insp.decoded == b'{"usage": {}}' * 100
+
+
+def test_a_compressed_answer_with_the_key_goes_out_scrubbed():
+    insp, out = _inspect(b'{"error": "' + SECRET.encode() + b'"}')
+    assert insp.found and gzip.decompress(out) == b'{"error": "' + MARK + b'"}'
+
+
+def test_a_bomb_is_decoded_in_bounded_memory_and_forwarded_raw():
+    bomb = b"\0" * (16 * CAP)
+    insp, out = _inspect(bomb, pieces=50)
+    assert insp.over_cap and len(insp.decoded) == CAP
+    assert gzip.decompress(out) == bomb  # the raw bytes, unchanged
+
+
+def test_a_key_past_the_cap_withholds_the_body():
+    insp, out = _inspect(b"\0" * (4 * CAP) + SECRET.encode(), pieces=20)
+    assert insp.found and insp.over_cap and out == b""
