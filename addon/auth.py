@@ -5,7 +5,8 @@ Pure functions over plain values; the hooks feed them headers and the key snapsh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from fnmatch import fnmatchcase
 
@@ -15,6 +16,8 @@ from addon.keycache import KeyInfo
 from addon.providers.base import Provider
 
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+CREDENTIAL_PARAMS = ("key", "api_key", "api-key", "apikey", "access_token")
+_VIRTUAL_KEY_IN = re.compile(r"tk-[a-z0-9]{10}-[0-9a-f]{40}")
 
 
 def presented_credential(
@@ -30,6 +33,32 @@ def presented_credential(
     own = headers.get(style.header, "").strip()
     from_query = (query or {}).get(style.query_param, "") if style.query_param else ""
     return own or bearer or from_query.strip() or None
+
+
+def credential_headers(provider: Provider, headers: Iterable[tuple[str, str]]) -> list[str]:
+    """Names of the request headers to drop before forwarding, for every provider: every
+    auth location, the provider's own extras, and any header carrying a virtual key."""
+    drop = {*CREDENTIAL_HEADERS, *provider.strip_headers}
+    return sorted(
+        {name.lower() for name, value in headers if name.lower() in drop or carries_key(value)}
+    )
+
+
+def credential_params(query: Iterable[tuple[str, str]]) -> list[str]:
+    """Names of the query parameters to drop: every auth parameter (``?key=`` and its
+    kin, whatever the provider) and any parameter carrying a virtual or provider key."""
+    names = {
+        name
+        for name, value in query
+        if name.lower() in CREDENTIAL_PARAMS
+        or carries_key(value)
+        or keys.looks_like_provider_key(value)
+    }
+    return sorted(names)
+
+
+def carries_key(value: str) -> bool:
+    return "tk-" in value and _VIRTUAL_KEY_IN.search(value) is not None
 
 
 def key_id_of(presented: str | None) -> str:

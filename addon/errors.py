@@ -11,6 +11,7 @@ Hierarchy (each class carries its HTTP status and its ``x-tollkeeper-error`` cod
     │                              are, why each is out and when the next try is (pool.py)
     ├── NotRecording          503  usage can be neither written nor spooled (retry-after)
     ├── UpstreamUnreachable   502
+    │   └── AnswerWithheld    502  the upstream's answer held the real key, too big to scrub
     ├── UpstreamTimeout       504
     └── GatewayFault          500  a fault inside the addon (fail closed)
 
@@ -95,6 +96,10 @@ class NotRecording(GatewayError):
 class UpstreamUnreachable(GatewayError):
     status, code = 502, "upstream_unreachable"
     openai_type, anthropic_type, gemini_status = "server_error", "api_error", "UNAVAILABLE"
+
+
+class AnswerWithheld(UpstreamUnreachable):
+    code = "answer_withheld"
 
 
 class UpstreamTimeout(GatewayError):

@@ -28,6 +28,7 @@ class FlowState:
     secret: str | None = None  # the real key, in memory only
     secret_header: str | None = None  # where the injector puts it
     secret_value: str | None = None  # the full header value carrying it
+    placeholder: str | None = None  # what the flow carries instead (addon.keywire)
     model: str | None = None
     mapped_model: str | None = None  # from the real key's deployment -> model map
     injected_usage: bool = False
@@ -38,5 +39,7 @@ class FlowState:
     ttfb_ms: int | None = None
     upstream: tuple[str, int] | None = None
     timer: asyncio.TimerHandle | None = None
+    watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
+    inspector: Any = None  # a CompressedBodyInspector for a content-encoded answer
     request_body: bytes | None = None
     flow: Any = None  # the live flow, to disarm and record it at shutdown

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mitmproxy import ctx, http
+from mitmproxy.net import encoding as net_encoding
 
-from addon.errors import GatewayError, render
+from addon import scrubbing
+from addon.errors import AnswerWithheld, GatewayError, render
 from addon.flowstate import FlowState
+from addon.metering.decoders import decoder_for
 from addon.metering.usage import Usage
+from addon.options import Config
 from addon.pricing.cost import format_usd
 from addon.providers.base import Provider
 from addon.providers.key_health import Answer, judge
+from addon.scrubbing import Forward
+from addon.streamwatch import StreamWatch
 
 
 def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
@@ -44,19 +52,76 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def scrub(flow: http.HTTPFlow, secret: str) -> None:
-    """Remove a real key that an upstream echoed back in a (buffered) response."""
-    resp = flow.response
-    if resp is None or len(secret) < 8:
+def scrub_headers(resp: http.Response, secret: str) -> None:
+    """Remove a real key an upstream echoed anywhere in the response headers (names,
+    values, ``Location``)."""
+    needle = secret.encode()
+    if len(secret) < scrubbing.MIN_SECRET_LEN or not any(
+        needle in name or needle in value for name, value in resp.headers.fields
+    ):
         return
-    if resp.status_code >= 400:  # error answers are where providers echo credentials
-        for name, value in list(resp.headers.items()):
-            if secret in value:
-                resp.headers[name] = value.replace(secret, "[tollkeeper:redacted]")
-    content = resp.raw_content
-    plain = resp.headers.get("content-encoding") in (None, "", "identity")
-    if content is not None and plain and secret.encode() in content:
-        resp.content = content.replace(secret.encode(), b"[tollkeeper:redacted]")
+    resp.headers.fields = tuple(
+        (name.replace(needle, b"tollkeeper-redacted"), value.replace(needle, scrubbing.MARK))
+        for name, value in resp.headers.fields
+    )
+
+
+def scrub(flow: http.HTTPFlow, state: FlowState, secret: str, max_decoded: int) -> None:
+    """Remove a real key an upstream echoed in a buffered response (headers and body,
+    content-encoded or not). A key inside a body too big to rewrite withholds the answer."""
+    resp = flow.response
+    if resp is None:
+        return
+    scrub_headers(resp, secret)
+    raw = resp.raw_content
+    if not raw:
+        return
+    verdict = scrubbing.scrub_body(raw, resp.headers.get("content-encoding"), secret, max_decoded)
+    if verdict.decoded is not None:
+        resp.content = verdict.decoded  # re-encoded with the response's content-encoding
+    elif verdict.raw is not None:
+        resp.raw_content = verdict.raw
+        if "content-length" in resp.headers:
+            resp.headers["content-length"] = str(len(verdict.raw))
+    elif verdict.refuse:
+        err = AnswerWithheld("The upstream's answer contained the real API key; withheld.")
+        status, body, headers = render(err, state.provider.error_shape)
+        flow.response = http.Response.make(status, body, headers)
+
+
+def inspect_compressed(
+    resp: http.Response, secret: str, max_decoded: int
+) -> scrubbing.CompressedBodyInspector | None:
+    """For a content-encoded answer that would be buffered: stream it through an
+    inspector instead (incremental decoding, off the hot path of other clients); the
+    client gets the whole body at the end, chunked, as with a buffered answer."""
+    encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
+    decoder = decoder_for(encoding) if encoding != "identity" else None
+    if decoder is None:
+        return None
+    inspector = scrubbing.CompressedBodyInspector(
+        decoder, secret, max_decoded, lambda data: net_encoding.encode(data, encoding)
+    )
+    resp.headers.pop("content-length", None)  # the scrubbed body may differ in length
+    if resp.http_version == "HTTP/1.1":
+        resp.headers["transfer-encoding"] = "chunked"
+    resp.stream = inspector.feed
+    return inspector
+
+
+def scrubbed_stream(
+    resp: http.Response, inner: Callable[[bytes], Forward], secret: str, max_decoded: int
+) -> Callable[[bytes], Forward]:
+    """``inner`` (the stream meter) wrapped so a streamed answer never carries the key.
+    A content-encoded stream is forwarded decoded (the request asked for identity)."""
+    encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
+    decoder = None
+    if encoding != "identity":
+        decoder = decoder_for(encoding)
+        if decoder is not None:
+            del resp.headers["content-encoding"]
+            resp.headers.pop("content-length", None)
+    return scrubbing.StreamScrubber(inner, secret, decoder, max_decoded=max_decoded).feed
 
 
 def comment(
@@ -112,6 +177,38 @@ def cancel_timer(state: FlowState) -> None:
     if state.timer is not None:
         state.timer.cancel()
         state.timer = None
+    if state.watch is not None:
+        state.watch.cancel()
+        state.watch = None
+
+
+def watch_stream(flow: http.HTTPFlow, state: FlowState, config: Config) -> None:
+    """Cut the flow's streamed response off past the configured duration or idle time."""
+    resp = flow.response
+    if resp is None or not (config.stream_max_s or config.stream_idle_s):
+        return
+    inner = resp.stream
+    if not callable(inner):
+        return
+
+    def expire() -> None:
+        state.timed_out = True
+        if not close_upstream(flow) and flow.killable:
+            flow.kill()
+
+    watch = StreamWatch(
+        asyncio.get_running_loop(),
+        max_s=config.stream_max_s,
+        idle_s=config.stream_idle_s,
+        expire=expire,
+    )
+    state.watch = watch
+
+    def feed(chunk: bytes) -> Any:
+        watch.touch()
+        return inner(chunk)
+
+    resp.stream = feed
 
 
 def health_signal(provider: Provider, resp: http.Response, body: bytes) -> Answer:

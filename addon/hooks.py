@@ -17,12 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from addon import admin, options
 from addon.flowstate import FlowState
+from addon.guard import SecretGuard
 from addon.injector import KeyInjector
 from addon.providers.registry import BUILTIN
 from addon.request_side import RequestSide
 from addon.response_side import ResponseSide
 from addon.runtime import Runtime
 from addon.store.db import StoreUnavailable, describe_error
+from addon.trailers import TrailerPatch
 from addon.vault import VaultError
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ class Gateway(RequestSide, ResponseSide):
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.states: dict[str, FlowState] = {}
-        self.injector = KeyInjector(self.states)
+        self.injector = KeyInjector()
+        self.addons = [SecretGuard()]  # child addon: refuses options that would leak keys
+        self._trailers = TrailerPatch()
         self._managed_hosts: list[str] | None = None  # allow_hosts as the gateway set it
         self._loop: asyncio.AbstractEventLoop | None = None
         self.admin: admin.AdminServer | None = None
@@ -48,6 +52,8 @@ class Gateway(RequestSide, ResponseSide):
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
+        self.injector.wire.install()  # raises (mitmdump exits) if mitmproxy moved its layers
+        self._trailers.install()  # HTTP/1 trailers: dropped instead of hanging the client
 
     def configure(self, updated: set[str]) -> None:
         self._start_runtime(updated)
@@ -155,8 +161,6 @@ class Gateway(RequestSide, ResponseSide):
 
     def running(self) -> None:
         self._loop = ctx.master.event_loop
-        if ctx.master.addons.get(self.injector.name) is None:
-            ctx.master.addons.add(self.injector)
         self._start_admin()
 
     def done(self) -> None:
@@ -166,17 +170,11 @@ class Gateway(RequestSide, ResponseSide):
             result = state.meter.result() if state.meter is not None else None
             self._submit(state, result=result, aborted=True, error_kind="gateway_shutdown")
         self.states.clear()
-        if ctx.master.addons.get(self.injector.name) is not None:
-            ctx.master.addons.remove(self.injector)
+        self.injector.wire.uninstall()
+        self._trailers.uninstall()
         if self.admin is not None:
             self.admin.stop()
             self.admin = None
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
-
-    def update(self, flows: Any) -> None:
-        """Keep mitmweb from being sent a flow while it carries a real key."""
-        armed = self.injector.armed
-        if armed and any(f.id in armed for f in flows):
-            raise exceptions.AddonHalt()

@@ -15,6 +15,9 @@ OPTION_NAMES = frozenset(
         "tollkeeper_upstream_timeout",
         "tollkeeper_probe_upstream",
         "tollkeeper_key_retry",
+        "tollkeeper_max_decoded_mb",
+        "tollkeeper_stream_max_s",
+        "tollkeeper_stream_idle_s",
     }
 )
 
@@ -26,6 +29,9 @@ class Config:
     upstream_timeout_s: int  # 0 = no gateway-side timeout
     probe_upstream: bool
     key_retry_s: int = 30  # first backoff of a real key the provider rejected
+    max_decoded_bytes: int = 64 << 20  # a response body's size once decompressed
+    stream_max_s: int = 3600  # a streamed response's longest life (0 = no limit)
+    stream_idle_s: int = 300  # longest quiet between two chunks of a stream (0 = no limit)
 
 
 def declare(loader: Any) -> None:
@@ -67,6 +73,27 @@ def declare(loader: Any) -> None:
         "seconds before a real key the provider rejected is tried again (doubles per failure)",
     )
 
+    loader.add_option(
+        "tollkeeper_max_decoded_mb",
+        int,
+        64,
+        "largest decompressed response body the gateway reads (MiB); past it the client "
+        "still gets every byte, metering stops and the usage is an estimate",
+    )
+
+    loader.add_option(
+        "tollkeeper_stream_max_s",
+        int,
+        3600,
+        "seconds a streamed response may last before the gateway cuts it off (0 = no limit)",
+    )
+    loader.add_option(
+        "tollkeeper_stream_idle_s",
+        int,
+        300,
+        "seconds a streamed response may go without a chunk before it is cut off (0 = never)",
+    )
+
 
 def parse(options: Any) -> Config:
     """Build the config; raises ValueError with a message fit for OptionsError."""
@@ -76,6 +103,10 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_upstream_timeout must not be negative")
     if options.tollkeeper_key_retry < 1:
         raise ValueError("tollkeeper_key_retry must be at least 1")
+    if options.tollkeeper_max_decoded_mb < 1:
+        raise ValueError("tollkeeper_max_decoded_mb must be at least 1")
+    if options.tollkeeper_stream_max_s < 0 or options.tollkeeper_stream_idle_s < 0:
+        raise ValueError("tollkeeper_stream_max_s and tollkeeper_stream_idle_s must be >= 0")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -84,4 +115,7 @@ def parse(options: Any) -> Config:
         upstream_timeout_s=options.tollkeeper_upstream_timeout,
         probe_upstream=options.tollkeeper_probe_upstream,
         key_retry_s=options.tollkeeper_key_retry,
+        max_decoded_bytes=options.tollkeeper_max_decoded_mb << 20,
+        stream_max_s=options.tollkeeper_stream_max_s,
+        stream_idle_s=options.tollkeeper_stream_idle_s,
     )

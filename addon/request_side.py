@@ -11,22 +11,26 @@ from typing import Any
 
 from mitmproxy import http
 
-from addon import auth, flowtools
+from addon import auth, binding, flowtools
 from addon.admission import check_metered
 from addon.errors import (
     BudgetExceeded,
     GatewayError,
     GatewayFault,
     NoRealKey,
+    NotAllowed,
     NotRecording,
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from addon.flowstate import FlowState
-from addon.injector import KeyInjector, placeholder
+from addon.injector import KeyInjector
 from addon.limits import Limits
+from addon.metering.decoders import decode_bounded
 from addon.pool import describe_unavailable
+from addon.providers.base import Provider
+from addon.providers.registry import Registry
 from addon.records import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
@@ -39,6 +43,17 @@ INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
 NOT_RECORDING_RETRY_S = 5
 
 
+def named_provider(flow: http.HTTPFlow, registry: Registry) -> Provider | None:
+    """The provider a request names (TLS SNI, Host header) when its destination is not a
+    provider host: such a request must not pass the gateway unmetered."""
+    host_header = (flow.request.host_header or "").rsplit(":", 1)[0].strip("[]")
+    for name in (flow.client_conn.sni, host_header):
+        found = registry.by_host(name) if name else None
+        if found is not None:
+            return found
+    return None
+
+
 class RequestSide:
     runtime: Runtime | None
     states: dict[str, FlowState]
@@ -49,7 +64,10 @@ class RequestSide:
             return
         if self.runtime is None:
             return
-        provider = self.runtime.cache.registry.by_host(flow.request.host)
+        registry = self.runtime.cache.registry
+        provider, misdirected = registry.by_host(flow.request.host), False
+        if provider is None:
+            provider, misdirected = named_provider(flow, registry), True
         if provider is None:
             return
         path = flow.request.path
@@ -62,6 +80,11 @@ class RequestSide:
         )
         self.states[flow.id] = state
         try:
+            if misdirected:  # e.g. CONNECT <ip>:443 with a provider's SNI: never unmetered
+                raise NotAllowed(
+                    f"This request names the {provider.name} API but goes to "
+                    f"{flow.request.host}; connect to the provider by its host name."
+                )
             await self._admit(flow, state, self.runtime)
         except GatewayError as e:
             self._reject(flow, state, e)
@@ -72,10 +95,11 @@ class RequestSide:
     async def _admit(self, flow: http.HTTPFlow, state: FlowState, rt: Runtime) -> None:
         provider, headers = state.provider, flow.request.headers
         presented = auth.presented_credential(provider, headers, flow.request.query)
-        for name in (*auth.CREDENTIAL_HEADERS, *provider.strip_headers):
+        for name in auth.credential_headers(provider, headers.items(multi=True)):
             headers.pop(name, None)
-        if provider.auth.query_param and provider.auth.query_param in flow.request.query:
-            del flow.request.query[provider.auth.query_param]  # never upstream, never stored
+        query = flow.request.query
+        for name in auth.credential_params(query.items(multi=True)):
+            del query[name]  # never upstream, never stored, whatever the provider
         key_id = auth.key_id_of(presented)
         assert presented is not None
         info = await rt.lookups.find(key_id)
@@ -92,7 +116,10 @@ class RequestSide:
                 "tollkeeper cannot record usage right now; not forwarded.",
                 retry_after_s=NOT_RECORDING_RETRY_S,
             )
-        pool, health_now = rt.cache.real_keys.get(provider.name, ()), rt.pool.now()
+        pool = binding.bound_keys(
+            provider, rt.cache.real_keys.get(provider.name, ()), flow.request.host
+        )
+        health_now = rt.pool.now()
         real = rt.pool.pick(pool, health_now, state.request_id)
         if real is None:
             raise NoRealKey(
@@ -108,7 +135,7 @@ class RequestSide:
             flow.request.scheme, flow.request.host = target.scheme, target.host
             flow.request.port, flow.request.path = target.port, new_path
         state.secret_header, state.secret_value = provider.auth.real_header(state.secret)
-        headers[state.secret_header] = placeholder(state)
+        headers[state.secret_header] = self.injector.arm(state)
         target_host, target_port = flow.request.host, flow.request.port
         flow.request.anticomp()
         state.upstream = (target_host, target_port)
@@ -140,10 +167,14 @@ class RequestSide:
         raw = flow.request.raw_content
         body: Any = None
         if raw and len(raw) <= MAX_PARSE_BYTES:
+            encoding = flow.request.headers.get("content-encoding")
+            text, over = decode_bounded(raw, encoding, MAX_PARSE_BYTES)  # no request bomb
             try:
-                body = json.loads(flow.request.get_content(strict=False) or b"")
+                body = None if over else json.loads(text or b"")
             except ValueError:
                 body = None  # the provider answers malformed JSON with its own 400
+            except RecursionError:
+                body, raw = None, None  # absurdly nested: not parsed here, nor estimated later
         if isinstance(body, dict):
             model = body.get("model")
             if isinstance(model, str):

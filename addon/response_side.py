@@ -11,6 +11,7 @@ from mitmproxy import http
 from addon import flowtools
 from addon.flowstate import FlowState
 from addon.injector import KeyInjector
+from addon.metering.decoders import decode_bounded
 from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
@@ -37,6 +38,8 @@ class ResponseSide:
             return
         try:
             resp = flow.response
+            if state.secret:
+                flowtools.scrub_headers(resp, state.secret)  # a stream sends them right away
             state.ttfb_ms = flowtools.ms_since(state.started_at)
             if state.upstream is not None:
                 self.runtime.probe.saw_answer(*state.upstream)
@@ -55,6 +58,13 @@ class ResponseSide:
                     resp.headers.pop("content-encoding", None)
                     resp.headers.pop("content-length", None)
                 resp.stream = state.meter.feed
+                if state.secret:
+                    cap = self.runtime.config.max_decoded_bytes
+                    resp.stream = flowtools.scrubbed_stream(resp, resp.stream, state.secret, cap)
+                flowtools.watch_stream(flow, state, self.runtime.config)
+            elif state.secret:
+                cap = self.runtime.config.max_decoded_bytes
+                state.inspector = flowtools.inspect_compressed(resp, state.secret, cap)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
@@ -106,10 +116,15 @@ class ResponseSide:
             if state.meter is not None:
                 result = state.meter.result()
             else:
-                if state.secret:
-                    flowtools.scrub(flow, state.secret)
-                body = resp.get_content(strict=False) or b""
-                result = parse_response(state.api, body)
+                body, over = self._buffered_body(flow, state)
+                resp = flow.response or resp  # a withheld answer replaces it
+                if over:  # the client gets every byte; the record is an estimate
+                    result = MeterResult(error_kind="response_over_cap", estimated=True)
+                    result.extras["decoded_over_cap"] = True
+                    if state.inspector is not None and state.inspector.found:
+                        result.error_kind = "answer_withheld"  # the key was past the cap
+                else:
+                    result = parse_response(state.api, body)
                 if resp.status_code >= 400:
                     answer = flowtools.health_signal(state.provider, resp, body)
                     self._report_health(state, answer)
@@ -131,6 +146,18 @@ class ResponseSide:
             self._submit(
                 state, error_kind="gateway_fault", status=resp.status_code if resp else None
             )
+
+    def _buffered_body(self, flow: http.HTTPFlow, state: FlowState) -> tuple[bytes, bool]:
+        """The answer's decoded body (at most the cap) for metering, and whether it was
+        over the cap; an echoed real key is scrubbed from what the client gets."""
+        cap = self.runtime.config.max_decoded_bytes if self.runtime else 64 << 20
+        if state.inspector is not None:  # content-encoded: inspected as it arrived
+            return state.inspector.decoded, state.inspector.over_cap
+        if state.secret:
+            flowtools.scrub(flow, state, state.secret, cap)
+        resp = flow.response
+        encoding = resp.headers.get("content-encoding") if resp else None
+        return decode_bounded(resp.raw_content or b"" if resp else b"", encoding, cap)
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self._end(flow)

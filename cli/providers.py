@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 from sqlmodel import Session
 
-from addon import keys
+from addon import binding, keys
 from addon.providers.registry import PROVIDERS
 from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
@@ -208,6 +208,8 @@ def add(
         raise UserError("--label must not be empty")
     if base_url is not None:
         check_base_url(base_url)
+    if problem := binding.destination_problem(PROVIDERS.get(name), base_url):
+        raise UserError(problem)
     secret: str | None = None
     if store_env_reference:
         if not os.environ.get(str(api_key_env), "").strip():

@@ -117,3 +117,23 @@ def decoder_for(content_encoding: str | None) -> Decoder | None:
     if encoding == "zstd" and _zstd is not None:
         return ZstdDecoder()
     return None
+
+
+def decode_bounded(raw: bytes, content_encoding: str | None, limit: int) -> tuple[bytes, bool]:
+    """``raw`` decoded per ``content_encoding``, at most ``limit`` bytes of it, incrementally
+    (a compression bomb never becomes one huge buffer); the flag says it was cut at the
+    limit. An unknown or corrupt encoding gives the raw bytes back, like mitmproxy's
+    ``get_content(strict=False)``."""
+    decoder = decoder_for(content_encoding)
+    if decoder is None or isinstance(decoder, IdentityDecoder):
+        return raw[:limit], len(raw) > limit
+    out = bytearray()
+    try:
+        for piece in decoder.decode(raw):
+            room = limit - len(out)
+            out += piece[:room]
+            if len(piece) > room:
+                return bytes(out), True
+    except ValueError:
+        return raw[:limit], len(raw) > limit
+    return bytes(out), False

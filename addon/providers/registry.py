@@ -146,7 +146,8 @@ class Registry:
         builtin_names = set(PROVIDERS)
         self.providers = {**PROVIDERS, **{p.name: p for p in custom if p.name not in builtin_names}}
         every = list(self.providers.values())
-        self._by_host = {h: p for p in every for h in p.hosts if not h.startswith("*.")}
+        # built-ins last, so a custom definition naming a built-in host never takes it over
+        self._by_host = {h: p for p in every[::-1] for h in p.hosts if not h.startswith("*.")}
         self._wildcard = [p for p in every if any(h.startswith("*.") for h in p.hosts)]
 
     def by_host(self, host: str) -> Provider | None:

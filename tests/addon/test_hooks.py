@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions, flow
+from mitmproxy import flow
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
@@ -40,6 +42,11 @@ def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
         )
     engine.dispose()
     return tmp_path / "gw.db", full
+
+
+def _on_the_wire(f: tflow.HTTPFlow) -> bytes:
+    """The request head as mitmproxy's HTTP/1 client layer serialises it."""
+    return _http1.http1.assemble_request_head(f.request)
 
 
 def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:
@@ -83,14 +90,12 @@ async def test_valid_key_is_swapped_for_a_placeholder_and_rerouted(gateway, seed
     assert f.request.headers["authorization"].startswith("Bearer [tollkeeper:redacted]")
     assert REAL not in str(f.request.headers)
     assert (f.request.scheme, f.request.host, f.request.port) == ("http", "127.0.0.1", 9)
-    gateway.injector.requestheaders(f)  # the end-of-chain injector
-    assert f.request.headers["authorization"] == f"Bearer {REAL}"
-    with pytest.raises(exceptions.AddonHalt):
-        gateway.update([f])  # mitmweb is not told about a flow holding the real key
+    assert f"authorization: Bearer {REAL}\r\n".encode() in _on_the_wire(f)
+    assert REAL.encode() not in http1.assemble_request_head(f.request)  # e.g. mitmweb export
+    assert REAL not in str(f.request.headers)  # the flow itself never holds it
     f.response = tutils.tresp()
     gateway.responseheaders(f)
-    assert REAL not in str(f.request.headers)
-    gateway.update([f])  # no longer halted
+    assert REAL.encode() not in _on_the_wire(f)  # the placeholder is inert once answered
 
 
 async def test_unknown_key_is_rejected_with_a_provider_shaped_401(gateway):
@@ -114,20 +119,19 @@ async def test_a_fault_while_admitting_fails_closed(gateway, seeded, monkeypatch
     assert (
         "authorization" not in f.request.headers or REAL not in f.request.headers["authorization"]
     )
-    gateway.injector.requestheaders(f)  # a rejected flow never gets the real key
+    assert REAL.encode() not in _on_the_wire(f)  # a rejected flow never gets the real key
     assert REAL not in str(f.request.headers)
 
 
 async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monkeypatch):
     f = _flow(seeded[1])
     await gateway.requestheaders(f)
-    gateway.injector.requestheaders(f)
     monkeypatch.setattr(
         "addon.request_side.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
     )
     await gateway.request(f)
     assert f.response.status_code == 500
-    assert REAL not in str(f.request.headers)  # disarmed before answering
+    assert REAL.encode() not in _on_the_wire(f)  # disarmed before answering
 
 
 async def test_stream_request_gets_include_usage_injected(gateway, seeded):
@@ -175,8 +179,78 @@ async def test_gemini_query_key_leaves_the_url_and_the_real_key_goes_in_a_header
     assert f.response is None
     assert seeded[1] not in f.request.url and dict(f.request.query) == {"x": "1"}
     assert f.request.headers["x-goog-api-key"].startswith("[tollkeeper:redacted]")
-    gateway.injector.requestheaders(f)
-    assert f.request.headers["x-goog-api-key"] == "AIza-unit-REAL-0001"
+    assert b"x-goog-api-key: AIza-unit-REAL-0001\r\n" in _on_the_wire(f)
+
+
+async def test_a_virtual_key_in_the_query_never_goes_upstream_for_any_provider(gateway, seeded):
+    f = _flow(seeded[1])
+    f.request.path = f"/v1/chat/completions?key={seeded[1]}&api_key=x&x=1"
+    f.request.headers["x-echo-me"] = seeded[1]
+    await gateway.requestheaders(f)
+    assert f.response is None
+    assert dict(f.request.query) == {"x": "1"}
+    wire = _on_the_wire(f)
+    assert seeded[1].encode() not in wire and b"x-echo-me" not in wire
+
+
+def _add_real(db: Path, home: Path, provider: str, label: str, secret: str, base_url: str):
+    engine = open_store(f"sqlite:///{db}")
+    vault = Vault(load_master_key(home / "master.key"))
+    with Session(engine) as s:
+        realkeys_repo.add_real_key(
+            session=s,
+            vault=vault,
+            provider=provider,
+            label=label,
+            secret=secret,
+            env_ref=None,
+            base_url=base_url,
+            actor="t",
+        )
+    engine.dispose()
+
+
+def _azure_flow(key: str, url: str) -> tflow.HTTPFlow:
+    f = _flow(key)
+    f.request.url = url
+    f.request.headers["api-key"] = key
+    del f.request.headers["authorization"]
+    return f
+
+
+async def test_a_pool_of_two_azure_resources_sends_each_its_own_key(gateway, seeded, tk_home):
+    _add_real(
+        seeded[0], tk_home, "azure", "a", "azure-REAL-A-0001", "https://resa.openai.azure.com"
+    )
+    _add_real(
+        seeded[0], tk_home, "azure", "b", "azure-REAL-B-0001", "https://resb.openai.azure.com"
+    )
+    gateway.runtime.cache.refresh(force=True)
+    path = "/openai/deployments/d/chat/completions?api-version=2024-10-21"
+    b, a = ("resb", b"azure-REAL-B-0001"), ("resa", b"azure-REAL-A-0001")
+    for resource, secret in (b, b, a, a, b):  # not the pool's round-robin order
+        # plain HTTP and another port as the client asked: the key goes to its base URL only
+        f = _azure_flow(seeded[1], f"http://{resource}.openai.azure.com:8080{path}")
+        await gateway.requestheaders(f)
+        assert f.response is None
+        assert (f.request.scheme, f.request.host, f.request.port) == (
+            "https",
+            f"{resource}.openai.azure.com",
+            443,
+        )
+        assert b"api-key: " + secret + b"\r\n" in _on_the_wire(f)
+
+
+async def test_an_azure_request_for_another_resource_is_refused(gateway, seeded, tk_home):
+    _add_real(
+        seeded[0], tk_home, "azure", "a", "azure-REAL-A-0001", "https://resa.openai.azure.com"
+    )
+    gateway.runtime.cache.refresh(force=True)
+    f = _azure_flow(seeded[1], "https://evil.openai.azure.com/openai/v1/chat/completions")
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 403
+    assert f.response.headers["x-tollkeeper-error"] == "not_allowed"
+    assert b"azure-REAL-A-0001" not in _on_the_wire(f)
 
 
 def _sse(obj: object) -> bytes:
@@ -199,7 +273,6 @@ async def _streamed_until_client_left(gateway, key: str, events: list[bytes]) ->
     f = _flow(key, {"model": "gpt-4o-mini", "messages": [], "stream": True})
     await gateway.requestheaders(f)
     await gateway.request(f)
-    gateway.injector.requestheaders(f)
     f.response = tutils.tresp(headers=((b"content-type", b"text/event-stream"),), content=None)
     gateway.responseheaders(f)
     for event in events:

@@ -38,6 +38,52 @@ def test_define_refuses_builtin_names_bad_urls_and_duplicates(ok, tk, one_line_e
     one_line_error(tk("providers", "undefine", "nope"), "nope")
 
 
+def test_define_refuses_built_in_hosts_and_wildcards_wider_than_one_domain(ok, tk, one_line_error):
+    def define(*hosts: str, base_url: str = "http://10.0.0.5:8000/v1"):
+        args = [a for h in hosts for a in ("--host", h)]
+        return tk("providers", "define", "grab", "--base-url", base_url, *args)
+
+    one_line_error(define("api.openai.com"), "built-in provider openai")
+    one_line_error(define(base_url="https://api.anthropic.com/v1"), "built-in provider anthropic")
+    one_line_error(define("*.com"), "wider than one registrable domain")
+    one_line_error(define("*.co.uk"), "wider than one registrable domain")
+    one_line_error(define("*.openai.com"), "overlaps built-in provider hosts")
+    one_line_error(define("*.azure.com"), "overlaps built-in provider hosts")
+    one_line_error(define("*.x.openai.azure.com"), "overlaps built-in provider hosts")
+    one_line_error(define("api*.example.com"), "not a host name")
+    one_line_error(define("*"), "not a host name")
+    ok(
+        "providers",
+        "define",
+        "mine",
+        "--base-url",
+        "http://gpu.corp.example/v1",
+        "--host",
+        "*.corp.example",
+    )
+
+
+def test_a_stored_definition_never_takes_a_built_in_host_over():
+    from addon.providers.registry import Registry, custom_provider
+
+    rogue = custom_provider(
+        name="rogue",
+        base_url="http://10.0.0.5/v1",
+        hosts=("api.openai.com",),
+        auth="bearer",
+        wire_format="openai",
+    )
+    assert Registry((rogue,)).by_host("api.openai.com").name == "openai"
+
+
+def test_azure_keys_need_a_base_url_and_https_for_a_resource(tk, one_line_error):
+    def add(*extra: str):
+        return tk("providers", "add", "azure", "--api-key-stdin", *extra, input="azure-k-0001\n")
+
+    one_line_error(add(), "need --base-url")
+    one_line_error(add("--base-url", "http://res.openai.azure.com"), "must be https://")
+
+
 def test_azure_model_map_is_stored_and_listed(ok, tk, store, one_line_error):
     ok(
         "providers",

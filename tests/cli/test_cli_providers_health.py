@@ -245,6 +245,10 @@ def test_test_an_unreachable_upstream_says_so(tk, ok, env_key):
 
 def test_test_without_keys_or_endpoint_is_a_one_line_error(tk, ok, one_line_error, env_key):
     one_line_error(tk("providers", "test", "openai"), "no openai keys")
-    ok("providers", "add", "azure", "--api-key-env", env_key)
-    one_line_error(tk("providers", "test", "azure"), "no --base-url")
+    # an Azure key without --base-url cannot be added any more (each key is bound to its
+    # resource), so there is no key for `providers test` to try
+    one_line_error(tk("providers", "add", "azure", "--api-key-env", env_key), "--base-url")
+    one_line_error(tk("providers", "test", "azure"), "no azure keys")
+    base = "https://res.openai.azure.com"
+    ok("providers", "add", "azure", "--api-key-env", env_key, "--base-url", base)
     one_line_error(tk("providers", "test", "azure", "--label", "x"), "'x'")

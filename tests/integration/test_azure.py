@@ -101,3 +101,34 @@ def test_azure_aborted_stream_and_error(azure: Stack, monkeypatch):
         )
     row = wait_for(lambda: _row(azure, "azure-fail", 2), timeout=5)
     assert row["error_requests"] == 2 and row["estimated_requests"] == 1
+
+
+def test_a_request_for_another_resource_is_refused_and_never_carries_the_key(
+    fresh_stack: Stack, monkeypatch
+):
+    fresh_stack.cli.run(
+        "providers",
+        "add",
+        "azure",
+        "--api-key-stdin",
+        "--base-url",
+        "https://tk-bound.openai.azure.com",
+        stdin=AZURE_REAL + "\n",
+    )
+    key = fresh_stack.cli.new_key("azure-bound")["key"]
+    fresh_stack.openai_forward(key, monkeypatch)  # HTTPS_PROXY and the CA
+    client = fresh_stack.track(
+        openai.AzureOpenAI(
+            api_key=key,
+            azure_endpoint="https://tk-other.openai.azure.com",
+            api_version="2024-10-21",
+            max_retries=0,
+        )
+    )
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        client.chat.completions.create(
+            model="prod-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert err.value.response.headers["x-tollkeeper-error"] == "not_allowed"
+    assert "tk-other.openai.azure.com" in err.value.message
+    assert fresh_stack.upstream.requests == []

@@ -214,3 +214,35 @@ def test_gemini_key_from_header_or_query_and_azure_from_api_key() -> None:
     assert auth.presented_credential(azure, {"authorization": "Bearer tk-b"}) == "tk-b"
     assert gemini.auth.real_header("REAL") == ("x-goog-api-key", "REAL")
     assert azure.auth.real_header("REAL") == ("api-key", "REAL")
+
+
+VKEY = "tk-abcdefghij-" + "0" * 40
+
+
+def test_every_auth_header_and_any_header_carrying_a_virtual_key_is_dropped():
+    headers = [
+        ("Authorization", f"Bearer {VKEY}"),
+        ("x-goog-api-key", "x"),
+        ("api-key", "y"),
+        ("X-Custom", f"token={VKEY}"),
+        ("OpenAI-Organization", "org"),
+        ("content-type", "application/json"),
+    ]
+    assert auth.credential_headers(OPENAI, headers) == [
+        "api-key",
+        "authorization",
+        "openai-organization",
+        "x-custom",
+        "x-goog-api-key",
+    ]
+
+
+def test_query_credentials_are_dropped_for_every_provider():
+    query = [
+        ("key", VKEY),
+        ("API_KEY", "z"),
+        ("q", VKEY),
+        ("k2", "sk-proj-abc"),
+        ("api-version", "2024-10-21"),
+    ]
+    assert auth.credential_params(query) == ["API_KEY", "k2", "key", "q"]

@@ -12,7 +12,7 @@ from backports import zstd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.metering.decoders import MAX_PIECE_BYTES, IdentityDecoder, decoder_for
+from addon.metering.decoders import MAX_PIECE_BYTES, IdentityDecoder, decode_bounded, decoder_for
 
 PLAIN = b"".join(b'data: {"n": %d, "text": "h\xc3\xa9llo"}\n\n' % i for i in range(300))
 
@@ -103,3 +103,16 @@ def test_header_values_are_case_insensitive() -> None:
 @pytest.mark.parametrize("header", ["compress", "gzip, br", "sdch"])
 def test_unsupported_encodings_have_no_decoder(header: str) -> None:
     assert decoder_for(header) is None
+
+
+def test_decode_bounded_cuts_a_bomb_at_the_limit():
+    bomb = gzip.compress(b"\0" * (64 << 20))  # ~64 KiB compressed
+    body, over = decode_bounded(bomb, "gzip", 1 << 20)
+    assert over and len(body) == 1 << 20
+
+
+def test_decode_bounded_decodes_what_fits_and_passes_unknown_encodings():
+    assert decode_bounded(gzip.compress(b"{}"), "gzip", 100) == (b"{}", False)
+    assert decode_bounded(b"{}", None, 100) == (b"{}", False)
+    assert decode_bounded(b"raw", "x-unknown", 100) == (b"raw", False)
+    assert decode_bounded(b"not gzip", "gzip", 100) == (b"not gzip", False)

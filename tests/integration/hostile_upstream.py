@@ -1,0 +1,104 @@
+"""A deliberately hostile HTTP/1.1 upstream for tests: each answer is raw bytes the test
+chooses (echoed keys, bombs, endless streams), sent in the pieces the test gives.
+
+    with HostileUpstream(answer) as up:      # answer(Seen) -> list of byte pieces
+        ... point a real key's --base-url at up.base_url ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from integration.harness import free_port
+
+
+@dataclass(frozen=True)
+class Seen:
+    head: bytes
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for line in self.head.decode("latin-1").split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+
+Answer = Callable[[Seen], Iterable[bytes]]
+
+
+class HostileUpstream:
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.port = free_port()
+        self.seen: list[Seen] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HostileUpstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                seen = Seen(head, b"")
+                length = int(seen.header("content-length") or 0)
+                seen = Seen(head, await reader.readexactly(length) if length else b"")
+                self.seen.append(seen)
+                for piece in self.answer(seen):
+                    if piece == b"":  # an empty piece: a pause, let the gateway read
+                        await asyncio.sleep(0.05)
+                        continue
+                    writer.write(piece)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def http_response(
+    body: bytes, *, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
+) -> bytes:
+    lines = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def chunked_head(*, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    lines = ["HTTP/1.1 200 OK", "transfer-encoding: chunked"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
