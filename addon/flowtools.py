@@ -113,14 +113,9 @@ def scrubbed_stream(
     resp: http.Response, inner: Callable[[bytes], Forward], secret: str, max_decoded: int
 ) -> Callable[[bytes], Forward]:
     """``inner`` (the stream meter) wrapped so a streamed answer never carries the key.
-    A content-encoded stream is forwarded decoded (the request asked for identity)."""
+    A content-encoded stream goes out as it came, checked on a decoded copy."""
     encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
-    decoder = None
-    if encoding != "identity":
-        decoder = decoder_for(encoding)
-        if decoder is not None:
-            del resp.headers["content-encoding"]
-            resp.headers.pop("content-length", None)
+    decoder = decoder_for(encoding) if encoding != "identity" else None
     return scrubbing.StreamScrubber(inner, secret, decoder, max_decoded=max_decoded).feed
 
 

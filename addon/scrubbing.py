@@ -76,9 +76,13 @@ def _scan(
 class StreamScrubber:
     """Wraps a stream callable; replaces the key in what it forwards.
 
-    ``decoder`` (for a content-encoded stream) decodes the forwarded bytes, so the client
-    gets them decoded: the caller removes ``content-encoding`` from the response headers.
-    Like the meter, it never returns ``b""`` (that would end an HTTP/1.1 chunked body).
+    With ``decoder`` (a content-encoded stream) the client still gets the upstream's bytes
+    unchanged: the scrubber scans a decoded copy, holds raw chunks back only while the
+    decoded text ends in a possible start of the key, and should the whole key appear, cuts
+    the stream there (``found``), so nothing the client can decode into the key leaves. A
+    stream that decodes past ``max_decoded`` (a compression bomb) is cut too: it can no
+    longer be checked. Like the meter, it never returns ``b""`` (that would end an HTTP/1.1
+    chunked body).
     """
 
     def __init__(
@@ -94,7 +98,9 @@ class StreamScrubber:
         self._decoder = decoder
         self._budget = max_decoded  # decoded bytes a content-encoded stream may still yield
         self._held = b""
+        self._held_raw: list[bytes] = []  # encoded mode: raw chunks not yet forwarded
         self._cut = False  # a content-encoded stream went bad: forward nothing more
+        self.found = False  # encoded mode: the key appeared, the stream was cut
 
     def feed(self, chunk: bytes) -> Forward:
         out = self._inner(chunk)  # the meter keeps metering whatever happens here
@@ -102,7 +108,7 @@ class StreamScrubber:
             return []
         data = out if isinstance(out, bytes) else b"".join(out)
         if self._decoder is not None:
-            data = self._decode(data)
+            return self._watch(data, final=not chunk)
         data = (self._held + data).replace(self._needle, MARK)
         self._held = b""
         if chunk:  # not the end: keep back a tail that may be the start of the key
@@ -110,6 +116,21 @@ class StreamScrubber:
             if keep:
                 data, self._held = data[:-keep], data[-keep:]
         return data if data else []
+
+    def _watch(self, raw: bytes, *, final: bool) -> Forward:
+        """Encoded mode: forward ``raw`` unchanged unless its decoded text holds the key."""
+        text = self._held + self._decode(raw)
+        if self._cut or self._needle in text:
+            self.found = self.found or self._needle in text
+            self._cut, self._held_raw, self._held = True, [], b""
+            return []
+        if raw:
+            self._held_raw.append(raw)
+        self._held = text[-(len(self._needle) - 1) :] if len(self._needle) > 1 else b""
+        if _prefix_overlap(text, self._needle) and not final:
+            return []
+        out, self._held_raw = b"".join(self._held_raw), []
+        return out if out else []
 
     def _decode(self, data: bytes) -> bytes:
         """Decoded bytes of a content-encoded stream; nothing more once it is corrupt or

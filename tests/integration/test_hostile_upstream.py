@@ -84,8 +84,12 @@ def test_a_key_echoed_in_headers_location_and_a_gzip_body_is_scrubbed(hostile):
     assert _echo_key(up.seen[-1]) == SECRET  # the upstream did get the real key
 
 
-@pytest.mark.parametrize("encoding", [None, "gzip"])
-def test_a_key_echoed_in_a_stream_split_across_chunks_is_scrubbed(hostile, encoding):
+@pytest.mark.parametrize(
+    ("encoding", "asks_usage"),
+    [(None, False), ("gzip", True), ("gzip", False)],
+    ids=["plain", "gzip", "gzip-decoded-to-strip-usage"],
+)
+def test_a_key_echoed_in_a_stream_split_across_chunks_is_scrubbed(hostile, encoding, asks_usage):
     stack, up = hostile
     key = stack.cli.new_key("echo-stream")["key"]
 
@@ -101,7 +105,10 @@ def test_a_key_echoed_in_a_stream_split_across_chunks_is_scrubbed(hostile, encod
         return [chunked_head(headers=tuple(hdrs)), *body, b"0\r\n\r\n"]
 
     up.answer = answer
-    body = json.dumps({**CHAT, "stream": True}).encode()
+    request = {**CHAT, "stream": True}
+    if asks_usage:  # nothing to strip: a compressed stream goes out as it came
+        request["stream_options"] = {"include_usage": True}
+    body = json.dumps(request).encode()
     url = stack.gateway.reverse_url("openai") + "/v1/chat/completions"
     head = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     with (
@@ -109,9 +116,14 @@ def test_a_key_echoed_in_a_stream_split_across_chunks_is_scrubbed(hostile, encod
         client.stream("POST", url, content=body, headers=head) as resp,
     ):
         got = b"".join(resp.iter_raw())
-        assert resp.headers.get("content-encoding") is None  # forwarded decoded
-    assert SECRET not in got
-    assert b"[tollkeeper:redacted]" in got and got.endswith(b"data: [DONE]\n\n")
+        kept = encoding if asks_usage else None  # to strip the usage chunk it is decoded
+        assert resp.headers.get("content-encoding") == kept
+    if kept is None:  # plain bytes: the key is replaced, the stream goes on
+        assert SECRET not in got
+        assert b"[tollkeeper:redacted]" in got and got.endswith(b"data: [DONE]\n\n")
+    else:  # compressed bytes go out as they came, so the stream is cut before the key
+        decoded = zlib.decompressobj(wbits=31).decompress(got)
+        assert SECRET not in decoded and not decoded.endswith(b"data: [DONE]\n\n")
 
 
 def test_a_request_with_trailers_is_answered_and_recorded(hostile):

@@ -84,14 +84,42 @@ def test_a_stream_only_holds_back_a_possible_start_of_the_key():
     assert scrubber.feed(b"oj-no\n\n") == b"sk-proj-no\n\n"
 
 
-def test_a_compressed_stream_is_forwarded_decoded_and_a_bomb_is_cut():
-    packed = gzip.compress(b"data: " + SECRET.encode() + b"\n\n")
+def _decodable(raw: bytes) -> bytes:
+    """What a client can decode from a (possibly cut) gzip stream."""
+    return zlib.decompressobj(wbits=31).decompress(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 400), max_size=10))
+def test_a_clean_compressed_stream_goes_out_unchanged_however_it_is_split(cuts):
+    packed = gzip.compress(b"".join(b'data: {"n": %d}\n\n' % i for i in range(40)))
+    bounds = sorted({min(c, len(packed)) for c in cuts})
+    pieces = [packed[a:b] for a, b in zip([0, *bounds], [*bounds, len(packed)], strict=True)]
     scrubber = StreamScrubber(lambda c: c, SECRET, decoder_for("gzip"))
-    out = _run(scrubber, [packed[:10], packed[10:]])
-    assert out == b"data: " + MARK + b"\n\n"
+    assert _run(scrubber, [p for p in pieces if p]) == packed
+    assert not scrubber.found
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 60))
+def test_a_compressed_stream_echoing_the_key_is_cut_before_the_key(step):
+    plain = b"data: hello\n\n" * 30 + b"data: " + SECRET.encode() + b"\n\ndata: [DONE]\n\n"
+    packer = zlib.compressobj(wbits=31)
+    pieces = [
+        packer.compress(plain[i : i + step]) + packer.flush(zlib.Z_SYNC_FLUSH)
+        for i in range(0, len(plain), step)
+    ] + [packer.flush()]
+    scrubber = StreamScrubber(lambda c: c, SECRET, decoder_for("gzip"))
+    out = _run(scrubber, [p for p in pieces if p])
+    assert scrubber.found
+    assert SECRET.encode()[:4] not in _decodable(out)[-64:]  # not even its start went out
+    assert SECRET.encode() not in _decodable(out)
+
+
+def test_a_compressed_bomb_stream_is_cut():
     bomb = gzip.compress(b"\0" * (8 * CAP))
     cut = StreamScrubber(lambda c: c, SECRET, decoder_for("gzip"), max_decoded=CAP)
-    assert len(_run(cut, [bomb])) <= CAP
+    assert len(_run(cut, [bomb[i : i + 1000] for i in range(0, len(bomb), 1000)])) < len(bomb)
 
 
 def _inspect(body: bytes, pieces: int = 7, cap: int = CAP) -> tuple[CompressedBodyInspector, bytes]:
