@@ -108,10 +108,9 @@ class Runtime:
             for keys in self.cache.real_keys.values()
             for k in keys
         )
-        spool = self.spool.path
         return LiveState(
             writer_queue_depth=self.writer.queue_depth,
-            spool_bytes=spool.stat().st_size if spool.exists() else 0,
+            spool_bytes=self.spool.size(),
             records_written=self.writer.written,
             real_keys=keys,
         )

@@ -66,7 +66,15 @@ class Spool:
         append_lines(self.path, [_to_json(r) for r in records])
 
     def pending(self) -> bool:
-        return self.path.exists() and self.path.stat().st_size > 0
+        return self.size() > 0
+
+    def size(self) -> int:
+        """Bytes waiting; 0 when there is no file. One stat: the writer thread may remove the
+        file at any moment, so checking that it exists first would race with it."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def read(self) -> list[UsageRecord]:
         """The records. Unreadable lines move to the quarantine file (OSError when that

@@ -216,3 +216,19 @@ def test_an_append_the_disk_cuts_short_leaves_the_spool_as_it_was(
     monkeypatch.undo()
     assert spool.path.read_bytes() == before
     assert [r.request_id for r in spool.read()] == ["a"]
+
+
+def test_pending_does_not_race_with_the_file_going_away(tmp_path: Path) -> None:
+    """The writer thread removes the spool file at any moment, e.g. between an exists()
+    and a stat() of the admin listener's /readyz."""
+
+    class Vanishing(type(tmp_path)):  # type: ignore[misc]
+        def exists(self, *args: object, **kwargs: object) -> bool:
+            return True  # it was there ...
+
+        def stat(self, *args: object, **kwargs: object) -> os.stat_result:
+            raise FileNotFoundError(str(self))  # ... and is gone by the next call
+
+    spool = Spool(Vanishing(tmp_path / "spool.jsonl"))
+    assert not spool.pending()
+    assert spool.size() == 0
