@@ -200,6 +200,8 @@ def _refused(client: openai.OpenAI) -> bool:
         _chat(client)
     except openai.AuthenticationError:
         return True
+    except openai.InternalServerError:  # not revoked yet here, and its real key is broken
+        return False
     return False
 
 
