@@ -15,12 +15,12 @@ from addon import scrubbing
 from addon.errors import AnswerWithheld, GatewayError, render
 from addon.flowstate import FlowState
 from addon.metering.decoders import decoder_for
+from addon.metering.stream import Forward
 from addon.metering.usage import Usage
 from addon.options import Config
 from addon.pricing.cost import format_usd
 from addon.providers.base import Provider
 from addon.providers.key_health import Answer, judge
-from addon.scrubbing import Forward
 from addon.streamwatch import StreamWatch
 
 

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from addon.metering.decoders import Decoder, IdentityDecoder, decoder_for
+from addon.metering.stream import Forward
 
 MARK = b"[tollkeeper:redacted]"
 MIN_SECRET_LEN = 8  # shorter "keys" (test doubles) would match ordinary text
-
-Forward = bytes | list[bytes]
 
 
 def scrub_text(value: str, secret: str) -> str:
