@@ -26,8 +26,9 @@ from sqlmodel import Session, col, select
 
 from addon.negcache import MissCache
 from addon.providers.base import Provider
-from addon.providers.registry import Registry, custom_provider
+from addon.providers.registry import Registry
 from addon.store import changes
+from addon.store.custom_providers_repo import as_providers
 from addon.store.keys_repo import policy_of
 from addon.store.models import CustomProvider, RealKey, VirtualKey
 
@@ -104,26 +105,6 @@ def _real_info(row: RealKey) -> RealKeyInfo:
     )
 
 
-def _customs(rows: list[CustomProvider]) -> tuple[Provider, ...]:
-    """Defined providers; a row that no longer makes sense is skipped, never fatal."""
-    out = []
-    for row in rows:
-        hosts = tuple(h.strip() for h in row.hosts.split(",") if h.strip())
-        try:
-            out.append(
-                custom_provider(
-                    name=row.name,
-                    base_url=row.base_url,
-                    hosts=hosts,
-                    auth=row.auth,
-                    wire_format=row.wire_format,
-                )
-            )
-        except ValueError as e:
-            log.warning("tollkeeper: ignoring custom provider %s: %s", row.name, e)
-    return tuple(out)
-
-
 ROW_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
 
 
@@ -194,7 +175,7 @@ class KeyCache:
             mark = changes.real_keys_mark(s)
             updated = self._read_keys(s, found.key_ids)
             pools = self._read_pools(s) if found.others or mark != self._real_mark else None
-            customs = _customs(list(s.exec(select(CustomProvider)))) if found.others else None
+            customs = as_providers(s.exec(select(CustomProvider))) if found.others else None
             if found.others and self.on_refresh is not None:
                 self.on_refresh(s)
         self._merge_keys(found.key_ids, updated)
@@ -208,7 +189,7 @@ class KeyCache:
         cursor, mark = changes.head(s), changes.real_keys_mark(s)  # before the rows they cover
         vkeys = _keys_of(s.exec(select(VirtualKey)))
         pools = self._read_pools(s)
-        customs = _customs(list(s.exec(select(CustomProvider))))
+        customs = as_providers(s.exec(select(CustomProvider)))
         if self.on_refresh is not None:
             self.on_refresh(s)
         with self._keys_lock:

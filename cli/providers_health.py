@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from addon.providers.registry import Registry, custom_provider
+from addon.providers.registry import Registry
 from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
 from addon.vault import VaultError
@@ -61,7 +61,7 @@ def test_(app: App, name: str, label: str | None, timeout_s: float, as_json: boo
         rows = [_find(rows, label)]
     if not rows:
         raise UserError(f"no {name} keys; add one with 'tollkeeper providers add {name}'")
-    provider = _registry(customs).providers[name]
+    provider = Registry(custom_providers_repo.as_providers(customs)).providers[name]
     vault = app.vault()
     results = []
     for row in rows:
@@ -85,25 +85,6 @@ def _find(rows: list[RealKey], label: str) -> RealKey:
         if row.label == label:
             return row
     raise UserError(f"no key labelled {label!r} for this provider")
-
-
-def _registry(customs: list[Any]) -> Registry:
-    defined = []
-    for c in customs:
-        hosts = tuple(h for h in c.hosts.split(",") if h)
-        try:
-            defined.append(
-                custom_provider(
-                    name=c.name,
-                    base_url=c.base_url,
-                    hosts=hosts,
-                    auth=c.auth,
-                    wire_format=c.wire_format,
-                )
-            )
-        except ValueError:
-            continue
-    return Registry(tuple(defined))
 
 
 _WORDS = {

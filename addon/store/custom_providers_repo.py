@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -10,10 +11,33 @@ import publicsuffix2
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from addon.providers.base import Provider
 from addon.providers.registry import BUILTIN, PROVIDERS, custom_provider
 from addon.store.audit_repo import record_event
 from addon.store.errors import Conflict, NotFound
 from addon.store.models import CustomProvider, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def as_providers(rows: Iterable[CustomProvider]) -> tuple[Provider, ...]:
+    """Defined providers; a row that no longer makes sense is skipped, never fatal."""
+    out = []
+    for row in rows:
+        hosts = tuple(h.strip() for h in row.hosts.split(",") if h.strip())
+        try:
+            out.append(
+                custom_provider(
+                    name=row.name,
+                    base_url=row.base_url,
+                    hosts=hosts,
+                    auth=row.auth,
+                    wire_format=row.wire_format,
+                )
+            )
+        except ValueError as e:
+            log.warning("tollkeeper: ignoring custom provider %s: %s", row.name, e)
+    return tuple(out)
 
 
 def define_provider(
