@@ -129,18 +129,8 @@ class ResponseSide:
                     answer = flowtools.health_signal(state.provider, resp, body)
                     self._report_health(state, answer)
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
-            draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
-            usage = result.usage
-            model = result.model or state.model
-            cost = (
-                None
-                if draft is None
-                else price(self.runtime.prices, state.provider.name, model, usage)
-                if self.runtime
-                else None
-            )
-            flow.comment = flowtools.comment(state, model, usage, cost)
-            flow.marked = ":moneybag:"
+            self._submit(state, result=result, error_kind=upstream_error, flow=flow)
+            self._annotate(flow, state, result)
         except Exception:
             log.exception("tollkeeper: fault while recording a response")
             self._submit(
@@ -192,12 +182,14 @@ class ResponseSide:
         complete answer. (The sync openai SDK closes at ``[DONE]`` without reading further.)"""
         result.extras["client_closed_after_end"] = True
         self._submit(state, result=result, flow=flow)
+        self._annotate(flow, state, result)
+
+    def _annotate(self, flow: http.HTTPFlow, state: FlowState, result: MeterResult) -> None:
+        """The mitmweb comment of a forwarded request that got its answer."""
         model = result.model or state.model
-        cost = (
-            price(self.runtime.prices, state.provider.name, model, result.usage)
-            if (self.runtime)
-            else None
-        )
+        cost = None
+        if self.runtime is not None:
+            cost = price(self.runtime.prices, state.provider.name, model, result.usage)
         flow.comment = flowtools.comment(state, model, result.usage, cost)
         flow.marked = ":moneybag:"
 
