@@ -120,13 +120,18 @@ def scrubbed_stream(
 
 
 def comment(
-    state: FlowState, model: str | None, usage: Usage | None, cost_picousd: int | None
+    state: FlowState,
+    model: str | None,
+    usage: Usage | None,
+    cost_picousd: int | None,
+    pending: bool = False,
 ) -> str:
+    """``pending``: the writer estimates the usage; the comment then names no cost."""
     project = state.key.project if state.key else "?"
     parts = [project, model or "?"]
-    if usage is None:
-        parts.append("usage: estimated later")
-    else:
+    if pending:
+        return " · ".join([*parts, "usage: estimated later"])
+    if usage is not None:
         parts.append(f"{usage.input_tokens} in / {usage.output_tokens} out")
         if usage.cached_input_tokens:
             parts.append(f"{usage.cached_input_tokens} cached")

@@ -1,7 +1,7 @@
 """From what a flow showed to one usage record: estimates where usage is missing, and cost.
 
-``finish`` runs on the writer thread (tiktoken is CPU work); ``price`` is cheap and also
-used by the hooks for the mitmweb comment.
+``finish`` runs on the writer thread (tiktoken is CPU work); the hooks' mitmweb comment uses
+the same ``charge`` without the estimate; ``price`` is the admission's cheap token price.
 """
 
 from __future__ import annotations
@@ -186,7 +186,21 @@ def _clip(value: str | None, limit: int) -> str | None:
     return value if value is None or len(value) <= limit else value[:limit]
 
 
-def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
+@dataclass(frozen=True)
+class Charge:
+    """What a draft costs: the one computation behind the record and the mitmweb comment."""
+
+    model: str | None
+    usage: Usage | None  # None: not metered, or (estimate=False) to be estimated later
+    estimated: bool
+    cost_picousd: int | None  # None: unpriced (see extras["unpriced"]) or not known yet
+    extras: dict[str, Any]
+    pending: bool = False  # the usage still has to be estimated on the writer thread
+
+
+def charge(d: UsageDraft, book: PriceBook, *, estimate: bool = True) -> Charge:
+    """The model, usage and cost a draft is recorded with. ``estimate=False`` (the event
+    loop) skips the tiktoken estimate and says the cost is pending instead."""
     result = d.result or MeterResult()
     kind = media_kind(d.api)
     model = result.model or d.requested_model
@@ -194,13 +208,15 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         model = request_facts(d.api, d.request_body).get("model")
     usage = result.usage
     estimated = result.estimated
-    if _needs_estimate(d):
-        usage, estimated = _estimate(d, model), True
-    u = usage or Usage()
     extras = {**result.extras, **d.extras}
-    if u.cache_write_1h_tokens:  # no column of its own; `usage reprice` reads it back
-        extras["cache_write_1h_tokens"] = u.cache_write_1h_tokens
+    if _needs_estimate(d):
+        if not estimate:
+            return Charge(model, None, True, None, extras, pending=True)
+        usage, estimated = _estimate(d, model), True
+    if usage is not None and usage.cache_write_1h_tokens:  # no column; `usage reprice` reads it
+        extras["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
     tier = extras.get("service_tier")
+    cost: int | None
     if kind is not None and _succeeded(d):
         media = _media(d, result, kind)
         extras["media"] = media.as_json()  # what `usage reprice` prices again
@@ -213,6 +229,14 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         cost = _cost(book, d, model, usage, tier if isinstance(tier, str) else None)
     if cost is None:
         extras["unpriced"] = _why_unpriced(kind, usage, model, d)
+    return Charge(model, usage, estimated, cost, extras)
+
+
+def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
+    c = charge(d, book)
+    model, estimated, cost, extras = c.model, c.estimated, c.cost_picousd, c.extras
+    u = c.usage or Usage()
+    result = d.result or MeterResult()
     return UsageRow(
         request_id=d.request_id,
         created_at=d.created_at,

@@ -16,7 +16,7 @@ from addon.metering.json_usage import parse_response
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult
 from addon.providers.key_health import Answer
-from addon.records import UsageDraft, price
+from addon.records import UsageDraft, charge
 from addon.runtime import Runtime
 from addon.writer import HealthEvent
 
@@ -129,8 +129,8 @@ class ResponseSide:
                     answer = flowtools.health_signal(state.provider, resp, body)
                     self._report_health(state, answer)
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
-            self._submit(state, result=result, error_kind=upstream_error, flow=flow)
-            self._annotate(flow, state, result)
+            draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
+            self._annotate(flow, state, draft)
         except Exception:
             log.exception("tollkeeper: fault while recording a response")
             self._submit(
@@ -170,7 +170,7 @@ class ResponseSide:
         seen_model = result.model if result is not None else None
         seen_usage = result.usage if result is not None else None
         flow.comment = f"tollkeeper: {kind} · " + flowtools.comment(
-            state, seen_model or state.model, seen_usage, None
+            state, seen_model or state.model, seen_usage, None, pending=seen_usage is None
         )
         flow.marked = ":warning:"
 
@@ -181,16 +181,16 @@ class ResponseSide:
         connection before the upstream's last bytes (the chunked terminator) came: a normal,
         complete answer. (The sync openai SDK closes at ``[DONE]`` without reading further.)"""
         result.extras["client_closed_after_end"] = True
-        self._submit(state, result=result, flow=flow)
-        self._annotate(flow, state, result)
+        self._annotate(flow, state, self._submit(state, result=result, flow=flow))
 
-    def _annotate(self, flow: http.HTTPFlow, state: FlowState, result: MeterResult) -> None:
-        """The mitmweb comment of a forwarded request that got its answer."""
-        model = result.model or state.model
-        cost = None
-        if self.runtime is not None:
-            cost = price(self.runtime.prices, state.provider.name, model, result.usage)
-        flow.comment = flowtools.comment(state, model, result.usage, cost)
+    def _annotate(self, flow: http.HTTPFlow, state: FlowState, draft: UsageDraft | None) -> None:
+        """The mitmweb comment of a forwarded request that got its answer: the cost its
+        record gets (one computation), or 'estimated later' where the writer estimates."""
+        if draft is not None and self.runtime is not None:
+            c = charge(draft, self.runtime.prices, estimate=False)
+            flow.comment = flowtools.comment(state, c.model, c.usage, c.cost_picousd, c.pending)
+        else:
+            flow.comment = flowtools.comment(state, state.model, None, None, pending=True)
         flow.marked = ":moneybag:"
 
     def _submit(

@@ -13,6 +13,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
 from addon.hooks import Gateway
+from addon.pricing.cost import format_usd
 from addon.records import finish
 from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
@@ -293,4 +294,48 @@ async def test_a_client_leaving_after_the_end_of_stream_is_a_complete_answer(gat
 async def test_a_client_leaving_before_the_end_of_stream_is_an_aborted_one(gateway, seeded):
     (draft,) = await _streamed_until_client_left(gateway, seeded[1], STREAM[:2])
     assert (draft.error_kind, draft.aborted) == ("client_disconnected", True)
+    assert finish(draft, gateway.runtime.prices).estimated
+
+
+async def _answered(gateway, key: str, path: str, body: dict, answer: dict) -> tuple:
+    """A plain request answered with ``answer``: its flow and the draft it submitted."""
+    drafts: list = []
+    gateway.runtime.writer.submit = drafts.append
+    f = _flow(key, body)
+    f.request.path = path
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    f.response = tutils.tresp(
+        headers=((b"content-type", b"application/json"),), content=json.dumps(answer).encode()
+    )
+    gateway.responseheaders(f)
+    gateway.response(f)
+    (draft,) = [d for d in drafts if hasattr(d, "request_id")]
+    return f, draft
+
+
+async def test_the_mitmweb_comment_shows_the_cost_its_record_gets(gateway, seeded):
+    answer = {"id": "c", "object": "chat.completion", "model": "gpt-4o-mini", "usage": USAGE}
+    body = {"model": "gpt-4o-mini", "messages": []}
+    f, draft = await _answered(gateway, seeded[1], "/v1/chat/completions", body, answer)
+    row = finish(draft, gateway.runtime.prices)
+    assert row.cost_picousd and row.cost_picousd > 0
+    assert f.comment == f"unit · gpt-4o-mini · 9 in / 3 out · ${format_usd(row.cost_picousd)}"
+
+
+async def test_a_media_flow_is_commented_with_its_media_cost(gateway, seeded):
+    """An image generation is priced per image: the comment used to say $0 (token price)."""
+    body = {"model": "dall-e-3", "prompt": "cat", "size": "1024x1024", "quality": "hd", "n": 2}
+    answer = {"created": 1, "data": [{"url": "https://img.example/0"}, {"url": "u"}]}
+    f, draft = await _answered(gateway, seeded[1], "/v1/images/generations", body, answer)
+    row = finish(draft, gateway.runtime.prices)
+    assert row.cost_picousd and row.cost_picousd > 0
+    assert f.comment.endswith(f"· ${format_usd(row.cost_picousd)}")
+
+
+async def test_an_answer_without_usage_is_commented_as_estimated_later_not_free(gateway, seeded):
+    answer = {"id": "c", "object": "chat.completion", "model": "gpt-4o-mini"}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
+    f, draft = await _answered(gateway, seeded[1], "/v1/chat/completions", body, answer)
+    assert f.comment == "unit · gpt-4o-mini · usage: estimated later"
     assert finish(draft, gateway.runtime.prices).estimated
