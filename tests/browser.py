@@ -18,6 +18,7 @@ import tempfile
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,41 @@ def _wait_ready(base: str, driver: subprocess.Popen[bytes]) -> None:
 
     if not wait_for(ready, timeout=TIMEOUT_S):
         raise RuntimeError("chromedriver did not become ready")
+
+
+class _Tables(HTMLParser):
+    """Collects each ``<table id=…>``'s rows as {data-field: text} dicts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[dict[str, str]]] = {}
+        self._table: str | None = None
+        self._field: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and a.get("id"):
+            self._table = a["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table and "empty" not in (a.get("class") or ""):
+            self.tables[self._table].append({})
+        elif tag == "td" and self._table and a.get("data-field"):
+            self._field = a["data-field"]
+            self.tables[self._table][-1][self._field] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._field = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._table and self._field:
+            self.tables[self._table][-1][self._field] += data
+
+
+def read_tables(html: str) -> dict[str, list[dict[str, str]]]:
+    """The dashboard's tables by id: one {field: shown text} per body row."""
+    parser = _Tables()
+    parser.feed(html)
+    return {name: [r for r in rows if r] for name, rows in parser.tables.items()}
