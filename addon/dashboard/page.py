@@ -89,7 +89,7 @@ def drill_links(scope: dict[str, Any]) -> tables.Link:
     def link(field: str, value: str | None) -> str:
         name = "key" if field == "key_id" else "project"
         extra = {"project": scope["project"]} if name == "key" and scope.get("project") else {}
-        return "?" + urlencode({**base, **extra, name: value or ""}) + "#recent"
+        return "?" + urlencode({**base, **extra, name: value or ""}) + "#recent-requests"
 
     return link
 
@@ -188,9 +188,14 @@ def render(data: dict[str, Any], *, live: bool) -> str:
             "Recent requests",
             '<p class="filter"></p>'
             + table(
-                "recent", RECENT_COLUMNS, data["recent"], key="key_id", fmt=fmt_value, link=link
+                "recent",
+                RECENT_COLUMNS,
+                data["recent"],
+                key="key_id",
+                fmt=fmt_value,
+                link=link,
             ),
-            "recent",
+            "recent-requests",
         ),
     ]
     return (

@@ -42,7 +42,7 @@
 
   function recentFilter() {
     const rows = Array.from(document.querySelectorAll("#recent tbody tr:not(.empty)"));
-    const holder = document.querySelector("#recent-section .filter, section#recent .filter");
+    const holder = document.querySelector("#recent-requests .filter");
     if (!holder || !rows.length) return;
     const value = (row, field) => row.querySelector(`td[data-field="${field}"]`).textContent;
     const choices = new Set();

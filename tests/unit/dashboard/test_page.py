@@ -55,8 +55,13 @@ def test_the_page_loads_nothing_from_the_network(session: Session) -> None:
 def test_live_pages_link_projects_and_keys_to_their_drill_down(session: Session) -> None:
     scope = Scope(since=datetime(2025, 1, 1, tzinfo=UTC), bucket="hour")
     _, html = _page(session, live=True, scope=scope)
-    assert 'href="?since=2025-01-01T00%3A00%3A00Z&amp;bucket=hour&amp;project=alpha#recent"' in html
-    assert 'href="?since=2025-01-01T00%3A00%3A00Z&amp;bucket=hour&amp;key=k1#recent"' in html
+    assert (
+        'href="?since=2025-01-01T00%3A00%3A00Z&amp;bucket=hour&amp;project=alpha#recent-requests"'
+        in html
+    )
+    assert (
+        'href="?since=2025-01-01T00%3A00%3A00Z&amp;bucket=hour&amp;key=k1#recent-requests"' in html
+    )
     _, report = _page(session, live=False, scope=scope)
     assert "?project=" not in report and "bucket=hour&amp;key" not in report
     assert 'data-live="0"' in report
