@@ -81,7 +81,11 @@ class Page:
         """Run ``script`` (a function body; ``arguments`` holds ``args``) and return its value."""
         return self._call("POST", "/execute/sync", {"script": script, "args": list(args)})
 
-    def screenshot(self, path: Path) -> Path:
+    def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
+        """A PNG of the window; ``full_page`` first makes the window as tall as the page."""
+        if full_page:
+            height = self.evaluate("return document.documentElement.scrollHeight;")
+            self._call("POST", "/window/rect", {"width": 1400, "height": min(int(height), 8000)})
         path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
         return path
 

@@ -111,7 +111,7 @@ def _budgets(session: Session, keys: list[VirtualKey], now: datetime) -> list[di
                 "budget_usd": usd_text(k.budget_picousd),
                 "spent_usd": usd_text(live.spent_picousd),
                 "reserved_usd": usd_text(live.reserved_picousd),
-                "used_percent": round(100 * used / k.budget_picousd, 1) if k.budget_picousd else 0,
+                "used_percent": round(100 * used / k.budget_picousd, 2) if k.budget_picousd else 0,
                 "resets_at": iso(period_reset(k.budget_period, now)),
             }
         )

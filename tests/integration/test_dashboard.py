@@ -96,7 +96,7 @@ def test_dashboard_in_chromium(stack: Stack, traffic: dict[str, str], tmp_path: 
     require_chromium(driver=True)
     with page(stack.gateway.admin_url + "/dashboard") as p:
         seen = p.evaluate(READ_CHARTS)
-        shot = p.screenshot(tmp_path / "dashboard.png")
+        shot = p.screenshot(tmp_path / "dashboard.png", full_page=True)
     tables = _check_numbers(stack, seen["html"])
     projects = {"(none)", "dash-alpha", "dash-beta"}  # the refused request has no project
     _check_charts(seen["charts"], projects)
@@ -132,7 +132,7 @@ def test_report_file_in_chromium(stack: Stack, traffic: dict[str, str], tmp_path
             return document.querySelectorAll("#recent tbody tr:not(.hidden)").length;""",
             traffic["alpha"],
         )
-        shot = p.screenshot(tmp_path / "report.png")
+        shot = p.screenshot(tmp_path / "report.png", full_page=True)
     _check_numbers(stack, seen["html"], "--project", "dash-alpha")
     _check_charts(seen["charts"], {"dash-alpha"})
     assert filtered == 3

@@ -10,10 +10,12 @@
   const common = { animation: false, responsive: true, maintainAspectRatio: false };
   const charts = {};
 
-  function timeChart(id, field, stacked) {
+  // Stacked bars: readable with one bucket as with hundreds, and the stack is the total.
+  function timeChart(id, field) {
     const s = data.series;
+    const stacked = true;
     charts[id] = new Chart(document.getElementById(id), {
-      type: stacked ? "bar" : "line",
+      type: "bar",
       data: {
         labels: s.labels,
         datasets: s.projects.map((p, i) => ({
@@ -61,8 +63,8 @@
     holder.append("Show only ", select);
   }
 
-  timeChart("chart-cost", "cost_usd", true);
-  timeChart("chart-tokens", "tokens", false);
+  timeChart("chart-cost", "cost_usd");
+  timeChart("chart-tokens", "tokens");
   modelChart();
   if (document.body.dataset.live !== "1") recentFilter();
   window.tollkeeperCharts = charts;
