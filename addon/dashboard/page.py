@@ -103,8 +103,13 @@ def _cards(totals: dict[str, Any]) -> str:
         ("error_rate", "Error rate", tables.percent(totals["error_rate"])),
         ("rejection_rate", "Rejected by gateway", tables.percent(totals["rejection_rate"])),
     ]
+    notes = {"cost_usd": f"+ {totals['unpriced_requests']:,} unpriced requests"}
+    if not totals["unpriced_requests"]:
+        notes = {}
     return "".join(
-        f'<div class="card" data-field="{f}"><span>{escape(t)}</span><b>{escape(v)}</b></div>'
+        f'<div class="card" data-field="{f}"><span>{escape(t)}</span><b>{escape(v)}</b>'
+        + (f"<small>{escape(notes[f])}</small>" if f in notes else "")
+        + "</div>"
         for f, t, v in cards
     )
 

@@ -73,3 +73,9 @@ def test_budget_rows_carry_a_bar(session: Session) -> None:
     assert 'class="bar ok"' in budget_bar(10) and "width:10" in budget_bar(10)
     assert 'class="bar high"' in budget_bar(85)
     assert 'class="bar over"' in budget_bar(130) and "width:100.0%" in budget_bar(130)
+
+
+def test_the_spend_card_says_how_many_requests_have_no_price(session: Session) -> None:
+    data, html = _page(session, live=False)
+    assert data["totals"]["unpriced_requests"] == 2
+    assert "<small>+ 2 unpriced requests</small>" in html
