@@ -9,6 +9,7 @@ page needs nothing from the network and ``tollkeeper report --html`` is one file
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from functools import cache
 from html import escape
 from importlib import resources
@@ -69,6 +70,8 @@ RECENT_COLUMNS = (
     ("error_kind", "Error"),
 )
 
+HOURLY_SPAN = timedelta(hours=48)
+
 
 @cache
 def asset(name: str) -> str:
@@ -114,19 +117,30 @@ def _cards(totals: dict[str, Any]) -> str:
     )
 
 
+def _nav(scope: dict[str, Any], generated_at: str) -> str:
+    """Links of a live page: the same scope by day or by hour (the last 48 hours when the
+    period is open: hours since the first record would be too many to read)."""
+    keep = {k: scope[k] for k in ("since", "until", "project", "key_id") if scope.get(k)}
+    keep = {("key" if k == "key_id" else k): v for k, v in keep.items()}
+    hourly = dict(keep)
+    label = "by hour"
+    if "since" not in keep:
+        now = datetime.fromisoformat(generated_at.replace("Z", "+00:00"))
+        hourly["since"] = (now - HOURLY_SPAN).isoformat(timespec="seconds").replace("+00:00", "Z")
+        label = "by hour (last 48 h)"
+    links = [
+        ("by day", {**keep, "bucket": "day"}),
+        (label, {**hourly, "bucket": "hour"}),
+        ("everything", {}),
+    ]
+    return " · ".join(f'<a href="?{escape(urlencode(q))}">{escape(t)}</a>' for t, q in links)
+
+
 def _header(data: dict[str, Any], live: bool) -> str:
     scope = data["scope"]
     parts = [f"from {scope['since'] or 'the first record'}", f"to {scope['until'] or 'now'}"]
     parts += [f"{k} {scope[k]}" for k in ("project", "key_id") if scope.get(k)]
-    nav = ""
-    if live:
-        keep = {k: scope[k] for k in ("since", "until", "project", "key_id") if scope.get(k)}
-        keep = {("key" if k == "key_id" else k): v for k, v in keep.items()}
-        nav = " · ".join(
-            f'<a href="?{escape(urlencode({**keep, "bucket": b}))}">by {b}</a>'
-            for b in ("day", "hour")
-        )
-        nav += ' · <a href="?">everything</a>'
+    nav = _nav(scope, data["generated_at"]) if live else ""
     return (
         f"<header><h1>Tollkeeper usage</h1><p>{escape(', '.join(parts))}; generated"
         f" {escape(data['generated_at'])} (UTC)</p><nav>{nav}</nav></header>"
@@ -143,6 +157,11 @@ def _chart(name: str, title: str) -> str:
         f"<figure><figcaption>{escape(title)}</figcaption>"
         f'<div class="chart"><canvas id="{name}"></canvas></div></figure>'
     )
+
+
+def _recent_title(scope: dict[str, Any]) -> str:
+    narrowed = [f"{k.replace('_id', '')} {scope[k]}" for k in ("project", "key_id") if scope[k]]
+    return "Recent requests" + (f" of {' and '.join(narrowed)}" if narrowed else "")
 
 
 def render(data: dict[str, Any], *, live: bool) -> str:
@@ -190,7 +209,7 @@ def render(data: dict[str, Any], *, live: bool) -> str:
             table("real-keys", REAL_KEY_COLUMNS, data["real_keys"], key="label", fmt=fmt_value),
         ),
         _section(
-            "Recent requests",
+            _recent_title(data["scope"]),
             '<p class="filter"></p>'
             + table(
                 "recent",

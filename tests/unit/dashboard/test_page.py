@@ -79,3 +79,10 @@ def test_the_spend_card_says_how_many_requests_have_no_price(session: Session) -
     data, html = _page(session, live=False)
     assert data["totals"]["unpriced_requests"] == 2
     assert "<small>+ 2 unpriced requests</small>" in html
+
+
+def test_the_hourly_link_of_an_open_period_covers_the_last_48_hours(session: Session) -> None:
+    _, html = _page(session, live=True)
+    assert 'href="?since=2025-01-01T00%3A00%3A00Z&amp;bucket=hour">by hour (last 48 h)' in html
+    _, drilled = _page(session, live=True, scope=Scope(key_id="k1", project="alpha"))
+    assert "<h2>Recent requests of project alpha and key k1</h2>" in drilled
