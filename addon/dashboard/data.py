@@ -184,7 +184,7 @@ def collect(
         ),
         "models": [_drop_cost(i) for i in _top(_with_cost(session, "model", scope))],
         "keys": [_drop_cost(i) for i in top_keys],
-        "budgets": _budgets(session, keys, now),
+        "budgets": _budgets(session, [k for k in keys if scope.project in (None, k.project)], now),
         "error_kinds": [{**k, "upstream": bool(k["upstream"])} for k in kinds],
         "real_keys": _real_keys(session, live_keys),
         "recent": [

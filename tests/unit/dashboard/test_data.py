@@ -88,6 +88,8 @@ def test_budget_burn_against_the_limit_and_period(session: Session) -> None:
             "resets_at": (now + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
         }
     ]
+    other = collect(session=session, scope=Scope(project="alpha"), now=now)["budgets"]
+    assert other == []  # a project's report shows its own keys' budgets
 
 
 def test_real_keys_show_the_live_state_when_the_gateway_has_one(session: Session) -> None:
