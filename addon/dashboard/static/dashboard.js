@@ -9,9 +9,11 @@
   const name = (v) => (v === null ? "(none)" : String(v));
   const common = { animation: false, responsive: true, maintainAspectRatio: false };
   const charts = {};
+  // Dollars as plain decimals: spend per hour is often far below a cent.
+  const dollars = { ticks: { callback: (v) => (v === 0 ? "$0" : "$" + Number(v).toPrecision(2)) } };
 
   // Stacked bars: readable with one bucket as with hundreds, and the stack is the total.
-  function timeChart(id, field) {
+  function timeChart(id, field, money) {
     const s = data.series;
     const stacked = true;
     charts[id] = new Chart(document.getElementById(id), {
@@ -25,7 +27,10 @@
           borderColor: color(i),
         })),
       },
-      options: { ...common, scales: { x: { stacked }, y: { stacked, beginAtZero: true } } },
+      options: {
+        ...common,
+        scales: { x: { stacked }, y: { stacked, beginAtZero: true, ...(money ? dollars : {}) } },
+      },
     });
   }
 
@@ -38,7 +43,8 @@
         datasets: [{ label: "USD", data: priced.map((m) => Number(m.cost_usd)),
           backgroundColor: priced.map((_, i) => color(i)) }],
       },
-      options: { ...common, indexAxis: "y", plugins: { legend: { display: false } } },
+      options: { ...common, indexAxis: "y", scales: { x: dollars },
+        plugins: { legend: { display: false } } },
     });
   }
 
@@ -63,8 +69,8 @@
     holder.append("Show only ", select);
   }
 
-  timeChart("chart-cost", "cost_usd");
-  timeChart("chart-tokens", "tokens");
+  timeChart("chart-cost", "cost_usd", true);
+  timeChart("chart-tokens", "tokens", false);
   modelChart();
   if (document.body.dataset.live !== "1") recentFilter();
   window.tollkeeperCharts = charts;
