@@ -10,6 +10,8 @@ environment is required on loopback too.
 - ``GET /healthz``: 200 ``{"alive": true}`` while the process serves.
 - ``GET /readyz``: 200 when every check passes, else 503; the body says which failed and why.
 - ``GET /metrics``: the Prometheus text format (see ``addon/metrics.py``).
+- ``GET /`` and ``GET /dashboard``: the usage dashboard; ``GET /dashboard.json``: its data
+  (see ``addon/dashboard/view.py`` for the query parameters).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ TOKEN_ENV = "TOLLKEEPER_ADMIN_TOKEN"  # noqa: S105 - a variable name
 TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
 
 Checks = Callable[[], dict[str, str]]  # check name -> "ok" or what is wrong
+# The page's own scripts and styles are inline; nothing else may load, nor frame it.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+class Dashboard(Protocol):
+    def page(self, query: str) -> bytes: ...
+
+    def json(self, query: str) -> bytes: ...
 
 
 def parse_address(value: str) -> tuple[str, int] | None:
@@ -82,9 +95,11 @@ class AdminServer:
         token: str | None,
         checks: Checks,
         metrics: Callable[[], bytes],
+        dashboard: Callable[[], Dashboard | None] = lambda: None,
     ) -> None:
         handler = type("Handler", (_Handler,), {"admin": self})
         self.token, self.checks, self.metrics = token, checks, metrics
+        self.dashboard = dashboard
         self._server = ThreadingHTTPServer(address, handler)  # binds now: OSError if taken
         self._server.daemon_threads = True
         self.address = self._server.server_address[:2]
@@ -116,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.admin.authorised(self.headers.get("authorization")):
             self._json(401, {"error": "a bearer token is required (see admin.token)"})
             return
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         try:
             if path == "/healthz":
                 self._json(200, {"alive": True})
@@ -126,18 +141,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200 if ready else 503, {"ready": ready, "checks": checks})
             elif path == "/metrics":
                 self._send(200, "text/plain; version=0.0.4; charset=utf-8", self.admin.metrics())
+            elif path in ("/", "/dashboard", "/dashboard.json") and (
+                dashboard := self.admin.dashboard()
+            ):
+                self._dashboard(dashboard, path, query)
             else:
                 self._json(404, {"error": f"no such page: {path}"})
         except Exception:
             log.exception("tollkeeper: admin listener fault on %s", path)
             self._json(500, {"error": "internal error (see the gateway log)"})
 
+    def _dashboard(self, dashboard: Dashboard, path: str, query: str) -> None:
+        try:
+            if path == "/dashboard.json":
+                self._send(200, "application/json", dashboard.json(query))
+                return
+            body = dashboard.page(query)
+        except ValueError as e:  # a bad query parameter
+            self._json(400, {"error": str(e)})
+            return
+        self._send(200, "text/html; charset=utf-8", body, {"content-security-policy": PAGE_POLICY})
+
     def _json(self, status: int, body: dict[str, Any]) -> None:
         self._send(status, "application/json", json.dumps(body).encode())
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
         self.send_header("cache-control", "no-store")
         self.end_headers()

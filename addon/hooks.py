@@ -83,7 +83,11 @@ class Gateway(RequestSide, ResponseSide):
         token = admin.load_token(home, required=not admin.is_loopback(address[0]))
         try:
             self.admin = admin.AdminServer(
-                address, token=token, checks=self._readiness, metrics=self._metrics
+                address,
+                token=token,
+                checks=self._readiness,
+                metrics=self._metrics,
+                dashboard=self._dashboard,
             ).start()
         except OSError as e:  # the proxy serves on without it; say so, but not as an ERROR
             log.warning("tollkeeper: admin listener on %s:%s not started: %s", *address, e)
@@ -91,6 +95,10 @@ class Gateway(RequestSide, ResponseSide):
     def _readiness(self) -> dict[str, str]:
         runtime = self.runtime
         return runtime.readiness() if runtime is not None else {"runtime": "not started"}
+
+    def _dashboard(self) -> admin.Dashboard | None:
+        runtime = self.runtime  # looked up per request: a reload builds a new runtime
+        return runtime.dashboard if runtime is not None else None
 
     def _metrics(self) -> bytes:
         runtime = self.runtime

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from addon.admission import Admission
+from addon.dashboard.view import Dashboard
 from addon.draft_codec import encode_draft
 from addon.journal import Journal
 from addon.keycache import KeyCache
@@ -60,6 +61,7 @@ class Runtime:
         self.spool = spool
         self.writer = UsageWriter(self.engine, spool, self._finish, journal, s.spool_path)
         self.metrics = GatewayMetrics(self._live)
+        self.dashboard = Dashboard(self.engine, lambda: self._live().real_keys)
         self.cache.on_refresh = self._reload_prices
 
     def _check_vault(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import audit, client_env, keys, prices, providers, providers_health, serve, usage
+from cli import audit, client_env, keys, prices, providers, providers_health, report, serve, usage
 from cli.context import App, UserError, translate
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -88,6 +88,7 @@ cli.add_command(audit.audit)
 cli.add_command(prices.prices)
 cli.add_command(serve.serve)
 cli.add_command(client_env.client_env)
+cli.add_command(report.report)
 
 
 def main() -> None:

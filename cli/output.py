@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli.parse import MAX_USD_DECIMALS
+from addon.pricing.cost import usd_text
 
 
 def note(message: str) -> None:
@@ -58,10 +58,7 @@ def short_time(moment: datetime | None, *, seconds: bool = False) -> str:
 
 def usd(picousd: int) -> str:
     """Exact decimal USD string from picodollars, at least two decimals: ``0.50``, ``0.000123``."""
-    sign = "-" if picousd < 0 else ""
-    whole, frac = divmod(abs(picousd), 10**MAX_USD_DECIMALS)
-    digits = f"{frac:0{MAX_USD_DECIMALS}d}".rstrip("0").ljust(2, "0")
-    return f"{sign}{whole}.{digits}"
+    return usd_text(picousd)
 
 
 def usd_or_none(picousd: int | None) -> str | None:

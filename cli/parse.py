@@ -7,11 +7,13 @@ parameter types that wrap them (so a bad value becomes a one-line ``Error:``).
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
+
+from addon.moments import parse_moment
 
 PICOUSD_PER_USD = 10**12
 MAX_USD_DECIMALS = 12
@@ -19,7 +21,6 @@ MAX_PICOUSD = 2**63 - 1  # what a BIGINT column holds (about 9.2 million USD)
 MAX_DURATION = timedelta(days=36525)
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -34,28 +35,6 @@ def parse_duration(text: str) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {text!r} is too long (at most 100 years)")
     return timedelta(seconds=seconds)
-
-
-def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
-    """``YYYY-MM-DD`` or an ISO 8601 time → an aware UTC datetime.
-
-    A time without an offset is taken as UTC. A plain date means its start, or with
-    ``end_of_day`` the start of the next day (so "until 2025-01-31" includes that day).
-    """
-    raw = text.strip()
-    try:
-        if _DATE_RE.match(raw):
-            day = date.fromisoformat(raw)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError as e:
-        raise ValueError(
-            f"{text!r} is not a date; use YYYY-MM-DD or an ISO time like 2025-01-31T12:00:00Z"
-        ) from e
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def parse_usd(text: str) -> int:

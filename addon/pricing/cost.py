@@ -103,3 +103,12 @@ def format_usd(picousd: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+def usd_text(picousd: int) -> str:
+    """Exact decimal USD from picodollars with at least two decimals: ``0.50``, ``0.000123``
+    (the form reports print)."""
+    sign = "-" if picousd < 0 else ""
+    whole, frac = divmod(abs(picousd), PICOUSD_PER_USD)
+    digits = f"{frac:012d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole}.{digits}"

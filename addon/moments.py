@@ -1,0 +1,30 @@
+"""Dates and times as people type them (CLI options, the dashboard's query string)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
+    """``YYYY-MM-DD`` or an ISO 8601 time → an aware UTC datetime.
+
+    A time without an offset is taken as UTC. A plain date means its start, or with
+    ``end_of_day`` the start of the next day (so "until 2025-01-31" includes that day).
+    """
+    raw = text.strip()
+    try:
+        if _DATE_RE.match(raw):
+            day = date.fromisoformat(raw)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        moment = datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError as e:
+        raise ValueError(
+            f"{text!r} is not a date; use YYYY-MM-DD or an ISO time like 2025-01-31T12:00:00Z"
+        ) from e
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
