@@ -36,12 +36,15 @@ def watched_keys(session: Session, key_ids: Iterable[str]) -> list[VirtualKey]:
 
 
 def spent_in(session: Session, key_id: str, period: Period) -> int:
-    """Spend settled in one period (the writer's per-day counters)."""
+    """Spend settled in one period (the writer's per-day counters); the one period of a
+    ``total`` budget (no end) counts every day, as the budget does."""
     stmt = select(func.coalesce(func.sum(col(KeyDailySpend.spent_picousd)), 0)).where(
-        col(KeyDailySpend.virtual_key_id) == key_id, col(KeyDailySpend.day) >= period.start_day
+        col(KeyDailySpend.virtual_key_id) == key_id
     )
     if period.end_day is not None:
-        stmt = stmt.where(col(KeyDailySpend.day) < period.end_day)
+        stmt = stmt.where(
+            col(KeyDailySpend.day) >= period.start_day, col(KeyDailySpend.day) < period.end_day
+        )
     return int(session.exec(stmt).one())
 
 
@@ -67,8 +70,9 @@ def claim(session: Session, alert: Alert, *, delivery: str) -> bool:
         delivery=delivery,
         attempts=0,
     )
-    result = session.execute(stmt.on_conflict_do_nothing())
-    won = bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: a conflict returns no row on both dialects
+    claiming = stmt.on_conflict_do_nothing().returning(stmt.table.c.threshold_percent)
+    won = session.execute(claiming).first() is not None
     if won and delivery != "pending":  # nothing will be sent: audit it now
         _audit(session, alert, delivery=delivery, attempts=0, error=None)
     session.commit()
