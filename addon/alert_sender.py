@@ -87,6 +87,7 @@ class WebhookSender:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopping = False
+        self._drain_until = 0.0
         self._thread = threading.Thread(target=self._run, name="tollkeeper-alerts", daemon=True)
 
     def start(self) -> None:
@@ -102,9 +103,11 @@ class WebhookSender:
         return True
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop sending; what is still queued is reported failed."""
+        """Send what is due within ``timeout_s``, then stop; what is left (retries not due
+        yet included) is reported failed."""
         with self._cond:
             self._stopping = True
+            self._drain_until = time.monotonic() + timeout_s
             self._cond.notify()
         self._thread.join(timeout=timeout_s)
         with self._cond:
@@ -114,13 +117,17 @@ class WebhookSender:
             self._done(job, False)
 
     def _next(self) -> Job | None:
+        """The next message due; while stopping, only those already due (None: stop)."""
         with self._cond:
-            while not self._stopping:
-                wait = self._due[0][0] - time.monotonic() if self._due else None
-                if wait is not None and wait <= 0:
+            while True:
+                now = time.monotonic()
+                wait = self._due[0][0] - now if self._due else None
+                due = wait is not None and wait <= 0
+                if self._stopping:
+                    return heapq.heappop(self._due)[2] if due and now < self._drain_until else None
+                if due:
                     return heapq.heappop(self._due)[2]
                 self._cond.wait(wait)
-            return None
 
     def _run(self) -> None:
         while (job := self._next()) is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import cast
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 100_000  # (key, day) pairs waiting for a check; bounded like any queue
 RETRY_AFTER_FAILURE_S = 2.0
+ADOPT_EVERY_S = 30.0  # how often unsent alerts of gateways that died are looked for
 
 
 class AlertWatcher:
@@ -104,9 +106,13 @@ class AlertWatcher:
         return items
 
     def _run(self) -> None:
+        adopt_at = 0.0
         while not self._stopping.is_set():
-            self._wake.wait()
+            self._wake.wait(ADOPT_EVERY_S)
             self._wake.clear()
+            if self.sender is not None and time.monotonic() >= adopt_at:
+                adopt_at = time.monotonic() + ADOPT_EVERY_S
+                self._guarded_adopt()
             items = self._take()
             pause = self._interval_s
             try:
@@ -119,6 +125,40 @@ class AlertWatcher:
             self.checks += 1
             self._stopping.wait(pause)  # bursts of commits coalesce into one check
 
+    def _guarded_adopt(self) -> None:
+        try:
+            self.adopt()
+        except Exception as e:  # noqa: BLE001 - tried again in ADOPT_EVERY_S
+            log.warning("tollkeeper: could not look for unsent budget alerts (%s)", e)
+
+    def adopt(self) -> list[Alert]:
+        """Send the alerts that gateways which are gone claimed but never sent."""
+        with Session(self._engine) as session:
+            orphans = alerts_repo.adopt_orphans(session, self.instance_id)
+            alerts = [
+                Alert(
+                    key_id=row.id,
+                    project=row.project,
+                    threshold_percent=a.threshold_percent,
+                    spent_picousd=a.spent_picousd,
+                    budget_picousd=a.budget_picousd,
+                    budget_period=row.budget_period,
+                    period_start=_day(a.period_start),
+                    instance_id=self.instance_id,
+                    fired_at=a.fired_at,
+                )
+                for a, row in orphans
+            ]
+        for alert in alerts:
+            log.warning(
+                "tollkeeper: sending the %d%% budget alert of key %s that a stopped gateway"
+                " claimed but did not send",
+                alert.threshold_percent,
+                alert.key_id,
+            )
+            self._send(alert)
+        return alerts
+
     def check(self, items: Iterable[tuple[str, str]]) -> list[Alert]:
         """Claim every crossing among the (key id, day) pairs; returns the alerts won."""
         items = list(items)
@@ -129,8 +169,8 @@ class AlertWatcher:
             periods: dict[tuple[str, Period], VirtualKey] = {}
             for key_id, day in items:
                 if (row := rows.get(key_id)) is not None:
-                    when = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-                    periods[(key_id, period_of(row.budget_period, when, row.created_at))] = row
+                    period = period_of(row.budget_period, _day(day), row.created_at)
+                    periods[(key_id, period)] = row
             for (_, period), row in sorted(periods.items(), key=lambda kv: kv[0][1].start_day):
                 won += self._claim_crossed(session, row, period, now)
         for alert in won:
@@ -183,3 +223,7 @@ class AlertWatcher:
             alerts_repo.delivered(
                 session, alert, ok=ok, attempts=job.attempts, error=job.error, now=utcnow()
             )
+
+
+def _day(day: str) -> datetime:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from addon.alerts import Alert, Period, usd_text
 from addon.store.audit_repo import record_event
-from addon.store.models import BudgetAlert, KeyDailySpend, VirtualKey
+from addon.store.models import BudgetAlert, GatewayInstance, KeyDailySpend, VirtualKey
 
 ERROR_MAX = 200
 
@@ -77,6 +77,32 @@ def claim(session: Session, alert: Alert, *, delivery: str) -> bool:
         _audit(session, alert, delivery=delivery, attempts=0, error=None)
     session.commit()
     return won
+
+
+def adopt_orphans(session: Session, me: str) -> list[tuple[BudgetAlert, VirtualKey]]:
+    """Take over the unsent alerts of gateways that are gone (killed between claiming an
+    alert and sending it), so they are sent after all; commits. Two gateways adopting at
+    once: the row lock and the re-checked condition give each alert to one of them."""
+    live = select(col(GatewayInstance.id))
+    stmt = (
+        update(BudgetAlert)
+        .where(col(BudgetAlert.delivery) == "pending", col(BudgetAlert.instance_id).not_in(live))
+        .values(instance_id=me)
+        .returning(
+            col(BudgetAlert.virtual_key_id),
+            col(BudgetAlert.period_start),
+            col(BudgetAlert.threshold_percent),
+        )
+    )
+    keys = list(session.execute(stmt).all())
+    session.commit()
+    out = []
+    for key_id, period_start, threshold in keys:
+        alert = session.get(BudgetAlert, (key_id, period_start, threshold))
+        row = session.get(VirtualKey, key_id)
+        if alert is not None and row is not None:
+            out.append((alert, row))
+    return out
 
 
 def delivered(

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from addon.alert_watcher import AlertWatcher
-from addon.store import alerts_repo, keys_repo, usage_repo
+from addon.alerts import Alert
+from addon.store import alerts_repo, instances_repo, keys_repo, usage_repo
 from addon.store.db import open_store
 from addon.store.keys_repo import KeyPolicy
 from addon.store.models import AuditEvent, UsageRecord
@@ -191,3 +192,29 @@ def test_two_gateways_racing_for_one_alert_send_it_once(postgres_url: str):
         assert sorted(won[i]) == sorted(t for t, o in owners.items() if o == f"gw{i}")
     for e in engines:
         e.dispose()
+
+
+def test_unsent_alerts_of_a_gateway_that_is_gone_are_adopted_and_sent_once(engine: Engine):
+    key = new_key(engine)
+    records = spend(engine, key, 10)
+    with Session(engine) as s:
+        for gw in ("alive", "me"):
+            instances_repo.register(session=s, instance_id=gw, host="h", pid=1, now=DAY1)
+    crashed = AlertWatcher(engine, instance_id="crashed", webhook="http://127.0.0.1:9/h")
+    crashed.check(items(records))  # claimed 50 and 100; its sender never ran
+    alive = AlertWatcher(engine, instance_id="alive", webhook="http://127.0.0.1:9/h")
+    theirs = Alert(key, "search", 80, 8 * USD, 10 * USD, "daily", DAY1, "alive", DAY1)
+    with Session(engine) as s:  # a pending alert of a live gateway is left to it
+        assert alerts_repo.claim(s, theirs, delivery="pending")
+    hook = Hook()
+    me = AlertWatcher(engine, instance_id="me", webhook="http://127.0.0.1:9/h", post=hook)
+    adopted = me.adopt()
+    assert sorted(a.threshold_percent for a in adopted) == [50, 100]
+    assert all(a.instance_id == "me" and a.spent_picousd == 10 * USD for a in adopted)
+    me.sender.start()  # type: ignore[union-attr]
+    me.sender.stop(timeout_s=10)  # type: ignore[union-attr]  # sends what is due first
+    assert sorted(b["threshold_percent"] for b in hook.bodies) == [50, 100]
+    assert me.adopt() == [] and alive.adopt() == []
+    with Session(engine) as s:
+        owners = {a.threshold_percent: a.instance_id for a in alerts_repo.fired(s, key)}
+    assert owners == {50: "me", 100: "me", 80: "alive"}
