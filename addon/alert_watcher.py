@@ -173,8 +173,6 @@ class AlertWatcher:
                     periods[(key_id, period)] = row
             for (_, period), row in sorted(periods.items(), key=lambda kv: kv[0][1].start_day):
                 won += self._claim_crossed(session, row, period, now)
-        for alert in won:
-            self._send(alert)
         return won
 
     def _claim_crossed(
@@ -206,6 +204,7 @@ class AlertWatcher:
             )
             if alerts_repo.claim(session, alert, delivery=delivery):
                 log.info("tollkeeper: key %s crossed its %d%% budget alert", row.id, threshold)
+                self._send(alert)  # at once: a later claim failing must not strand this one
                 won.append(alert)
         return won
 

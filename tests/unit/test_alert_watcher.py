@@ -63,7 +63,8 @@ class Hook:
     """A webhook receiver in-process: records bodies, fails the first ``failures``."""
 
     def __init__(self, failures: int = 0) -> None:
-        self.failures, self.bodies = failures, []  # type: list[dict[str, object]]
+        self.failures = failures
+        self.bodies: list[dict[str, object]] = []
         self.calls = 0
 
     def __call__(self, url: str, body: bytes, timeout_s: float) -> None:
