@@ -17,7 +17,6 @@ from decimal import Decimal
 from addon.limits import day_key, period_reset, period_start_day
 
 MIN_PERCENT, MAX_PERCENT = 1, 1000
-PICOUSD_PER_USD = 10**12
 
 
 def parse_thresholds(text: str) -> tuple[int, ...]:
@@ -73,8 +72,8 @@ def period_of(budget_period: str, when: datetime, key_created_at: datetime) -> P
 
 
 def usd_text(picousd: int) -> str:
-    """Exact USD with at least two and at most six decimals: ``5.10``, ``0.000123``."""
-    value = (Decimal(picousd) / PICOUSD_PER_USD).quantize(Decimal("0.000001"))
+    """Exact USD, at least two decimals: ``5.10``, ``0.0001272``."""
+    value = Decimal(picousd).scaleb(-12)
     whole, _, frac = f"{value:f}".partition(".")
     return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
 

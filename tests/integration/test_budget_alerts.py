@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 from integration.conftest import Stack, build_stack
-from integration.harness import free_port, wait_for
+from integration.harness import GatewayProcess, free_port, wait_for
 
 from addon.alerts import usd_text
 
@@ -172,3 +172,39 @@ def test_a_receiver_failing_twice_still_gets_one_message_per_threshold(
         ("sent", 3),
         ("sent", 1),
     ]
+
+
+@pytest.mark.postgres
+def test_two_gateways_on_one_postgres_send_each_alert_once(
+    postgres_url: str, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+):
+    alert_args = ("--set", f"tollkeeper_alert_webhook={receiver.url}")
+    gen = build_stack(tmp_path, db_url=postgres_url, extra_args=alert_args)
+    s = next(gen)
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = GatewayProcess(
+        second_dir, s.workdir / "home", db_url=postgres_url, extra_args=alert_args
+    ).start()
+    try:
+        cost = cost_of_one_request(s, monkeypatch)
+        key = s.cli.new_key("shared", "--budget", usd_text(4 * cost), "--alert-at", "25,50,75,100")
+        first = s.openai_reverse(key["key"], monkeypatch)
+        clients = [first, first.with_options(base_url=second.reverse_url("openai") + "/v1")]
+        for i in range(4):  # alternating gateways; each request crosses one more threshold
+            chat(clients[i % 2])
+            assert len(receiver.wait_delivered(i + 1)) == i + 1
+        for client in clients:  # both gateways now commit records of a key past 100%
+            with pytest.raises(openai.RateLimitError):
+                chat(client)
+        wait_for(
+            lambda: [r for r in s.cli.usage() if r["project"] == "shared" and r["requests"] == 6]
+        )
+    finally:
+        second.stop()
+        s.gateway.stop()
+        next(gen, None)
+    bodies = receiver.delivered()
+    assert sorted(b["threshold_percent"] for b in bodies) == [25, 50, 75, 100]
+    assert len(receiver.posts) == 4
+    assert len({b["gateway_instance"] for b in bodies}) == 2  # each gateway sent its own

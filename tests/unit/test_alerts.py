@@ -66,6 +66,9 @@ def test_usd_text_is_exact():
     assert usd_text(5 * USD + USD // 10) == "5.10"
     assert usd_text(123_000_000) == "0.000123"
     assert usd_text(0) == "0.00"
+    assert usd_text(127_200_000) == "0.0001272"  # never rounded
+    assert usd_text(1) == "0.000000000001"
+    assert usd_text(-5 * USD) == "-5.00"
 
 
 def test_the_message_has_slack_text_and_structured_fields_and_no_secret():
