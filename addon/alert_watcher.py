@@ -64,7 +64,6 @@ class AlertWatcher:
         self._thread = threading.Thread(
             target=self._run, name="tollkeeper-alert-watch", daemon=True
         )
-        self.checks = 0  # completed checks (tests wait on it)
 
     def start(self) -> None:
         if self.sender is not None:
@@ -122,7 +121,6 @@ class AlertWatcher:
                 self._add(items)
                 self._wake.set()
                 pause = RETRY_AFTER_FAILURE_S
-            self.checks += 1
             self._stopping.wait(pause)  # bursts of commits coalesce into one check
 
     def _guarded_adopt(self) -> None:
