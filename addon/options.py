@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from addon import admin, settings
+from addon.alert_sender import check_url
+
+ALERT_WEBHOOK_ENV = "TOLLKEEPER_ALERT_WEBHOOK"
 
 OPTION_NAMES = frozenset(
     {
@@ -18,6 +22,8 @@ OPTION_NAMES = frozenset(
         "tollkeeper_max_decoded_mb",
         "tollkeeper_stream_max_s",
         "tollkeeper_stream_idle_s",
+        "tollkeeper_alert_webhook",
+        "tollkeeper_alert_retry_ms",
     }
 )
 
@@ -32,6 +38,8 @@ class Config:
     max_decoded_bytes: int = 64 << 20  # a response body's size once decompressed
     stream_max_s: int = 3600  # a streamed response's longest life (0 = no limit)
     stream_idle_s: int = 300  # longest quiet between two chunks of a stream (0 = no limit)
+    alert_webhook: str | None = None  # where budget alerts are POSTed (None = recorded only)
+    alert_retry_s: float = 1.0  # first backoff of a failed alert webhook (doubles per failure)
 
 
 def declare(loader: Any) -> None:
@@ -94,6 +102,30 @@ def declare(loader: Any) -> None:
         "seconds a streamed response may go without a chunk before it is cut off (0 = never)",
     )
 
+    loader.add_option(
+        "tollkeeper_alert_webhook",
+        str,
+        "",
+        "URL that budget alerts are POSTed to as JSON, Slack-compatible"
+        " (default $TOLLKEEPER_ALERT_WEBHOOK; none: alerts are only recorded)",
+    )
+    loader.add_option(
+        "tollkeeper_alert_retry_ms",
+        int,
+        1000,
+        "first wait before a failed alert webhook is tried again (ms; doubles per failure)",
+    )
+
+
+def _alert_webhook(options: Any) -> str | None:
+    url = options.tollkeeper_alert_webhook or os.environ.get(ALERT_WEBHOOK_ENV, "")
+    if not url.strip():
+        return None
+    try:
+        return check_url(url.strip())
+    except ValueError as e:
+        raise ValueError(f"tollkeeper_alert_webhook: {e}") from None
+
 
 def parse(options: Any) -> Config:
     """Build the config; raises ValueError with a message fit for OptionsError."""
@@ -107,6 +139,8 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_max_decoded_mb must be at least 1")
     if options.tollkeeper_stream_max_s < 0 or options.tollkeeper_stream_idle_s < 0:
         raise ValueError("tollkeeper_stream_max_s and tollkeeper_stream_idle_s must be >= 0")
+    if options.tollkeeper_alert_retry_ms < 1:
+        raise ValueError("tollkeeper_alert_retry_ms must be at least 1")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -118,4 +152,6 @@ def parse(options: Any) -> Config:
         max_decoded_bytes=options.tollkeeper_max_decoded_mb << 20,
         stream_max_s=options.tollkeeper_stream_max_s,
         stream_idle_s=options.tollkeeper_stream_idle_s,
+        alert_webhook=_alert_webhook(options),
+        alert_retry_s=options.tollkeeper_alert_retry_ms / 1000,
     )

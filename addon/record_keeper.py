@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -66,6 +66,8 @@ class RecordKeeper:
         self.written = 0
         self.accepting = True
         self.not_accepting_why = ""
+        # told about every batch once it is committed (budget alerts); must not wait on I/O
+        self.on_committed: Callable[[Sequence[Record]], None] | None = None
 
     @property
     def holding(self) -> bool:
@@ -106,6 +108,15 @@ class RecordKeeper:
         with Session(self._engine) as s:
             for i in range(0, len(records), BATCH_MAX):
                 self.written += insert_records(session=s, records=records[i : i + BATCH_MAX])
+        self._committed(records)
+
+    def _committed(self, records: Sequence[Record]) -> None:
+        if self.on_committed is None:
+            return
+        try:
+            self.on_committed(records)
+        except Exception:  # the records are written: a listener's fault must not spool them
+            log.exception("tollkeeper: a listener of committed usage records failed")
 
     def _keep(self, records: Sequence[Record]) -> None:
         """Into the spool; else the database after all; else into memory, and stop the

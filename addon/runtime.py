@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from addon.admission import Admission
+from addon.alert_watcher import AlertWatcher
 from addon.dashboard.view import Dashboard
 from addon.draft_codec import encode_draft
 from addon.journal import Journal
@@ -60,6 +61,13 @@ class Runtime:
         )
         self.spool = spool
         self.writer = UsageWriter(self.engine, spool, self._finish, journal, s.spool_path)
+        self.alerts = AlertWatcher(
+            self.engine,
+            instance_id=self.sweeper.instance_id,
+            webhook=config.alert_webhook,
+            first_backoff_s=config.alert_retry_s,
+        )
+        self.writer.keeper.on_committed = self.alerts.notice
         self.metrics = GatewayMetrics(self._live)
         self.dashboard = Dashboard(self.engine, lambda: self._live().real_keys)
         self.cache.on_refresh = self._reload_prices
@@ -159,11 +167,13 @@ class Runtime:
         self.cache.start()
         self.sweeper.start()  # releases what dead gateways left in flight, before admitting
         self.writer.start()
+        self.alerts.start()
 
     def stop(self) -> None:
         self.cache.stop()
         self.lookups.stop()
         self.admission.stop()
         self.writer.stop()
+        self.alerts.stop()  # after the writer: its last commits are checked too
         self.sweeper.stop()
         self.engine.dispose()

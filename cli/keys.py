@@ -9,7 +9,8 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from addon.store import keys_repo, limits_repo
+from addon.alerts import parse_thresholds, period_of
+from addon.store import alerts_repo, keys_repo, limits_repo
 from addon.store.keys_repo import BUDGET_PERIODS, KeyPolicy
 from addon.store.models import utcnow
 from cli import keys_view
@@ -44,6 +45,24 @@ class LimitType(click.ParamType[int | str]):
         return number
 
 
+class ThresholdsType(click.ParamType[tuple[int, ...]]):
+    """Budget alert thresholds: ``50,80,100`` (percent); ``none`` removes them."""
+
+    name = "percent,…"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if not isinstance(value, str):
+            return value  # type: ignore[no-any-return]  # already converted
+        if value.strip().lower() in ("none", ""):
+            return ()
+        try:
+            return parse_thresholds(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
 def policy_options(*, for_update: bool) -> Callable[[Any], Any]:
     """The policy options shared by ``keys create`` and ``keys update``."""
     limit = LimitType(clearable=for_update)
@@ -60,6 +79,13 @@ def policy_options(*, for_update: bool) -> Callable[[Any], Any]:
             default=None if for_update else "total",
             show_default=not for_update,
             help="What the budget covers: the key's whole life, a UTC day or a UTC month.",
+        ),
+        click.option(
+            "--alert-at",
+            type=ThresholdsType(),
+            metavar="PERCENT,…",
+            help="Budget alerts: POST to the gateway's alert webhook when the period's spend"
+            f" reaches these percentages of the budget, e.g. 50,80,100{clear}.",
         ),
         click.option("--rpm", type=limit, help=f"Requests per minute{clear}."),
         click.option("--tpm", type=limit, help=f"Tokens per minute{clear}."),
@@ -102,6 +128,8 @@ def _policy_changes(options: dict[str, Any]) -> dict[str, Any]:
         changes["budget_picousd"] = options["budget"]
     if options.get("budget_period") is not None:
         changes["budget_period"] = options["budget_period"]
+    if options.get("alert_at") is not None:
+        changes["alert_at"] = options["alert_at"]
     for name in ("rpm", "tpm", "max_parallel"):
         if options.get(name) is not None:
             changes[name] = None if options[name] == "none" else options[name]
@@ -192,15 +220,18 @@ def show(app: App, key_id: str, as_json: bool) -> None:
     """Show one key's project, status, policy and current spend (not its secret).
 
     Spend is what the current budget period has settled plus what is in flight; the
-    period resets at 00:00 UTC (daily) or on the 1st (monthly)."""
+    period resets at 00:00 UTC (daily) or on the 1st (monthly). Budget alerts fired in
+    the current period are listed with how their webhook went."""
     now = utcnow()
     with app.session() as session:
         row = keys_repo.get_key(session=session, key_id=key_id)
         live = limits_repo.state(session, keys_view.limits_of(row), now)
+        period = period_of(row.budget_period, now, row.created_at)
+        fired = alerts_repo.fired(session, row.id, period.start_day)
     if as_json:
-        print_json({**keys_view.key_json(row), **keys_view.live_json(row, live, now)})
+        print_json({**keys_view.key_json(row), **keys_view.live_json(row, live, now, fired)})
     else:
-        keys_view.print_key_details(row, live, now)
+        keys_view.print_key_details(row, live, now, fired)
 
 
 @keys.command()
@@ -253,6 +284,7 @@ def update(
         if "budget_picousd" in changes:
             raise UserError("--no-budget and --budget contradict each other")
         changes["budget_picousd"] = None
+        changes.setdefault("alert_at", ())  # percentages of a budget that is gone
     if not changes:
         raise UserError("nothing to change; see 'tollkeeper keys update --help'")
     with app.session() as session:

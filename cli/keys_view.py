@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 from addon.limits import Limits, period_reset
 from addon.store.keys_repo import policy_of
 from addon.store.limits_repo import KeyState
-from addon.store.models import VirtualKey, utcnow
+from addon.store.models import BudgetAlert, VirtualKey, utcnow
 from cli.output import iso, print_table, short_time, usd, usd_or_none
 
 
@@ -46,6 +47,7 @@ def key_json(row: VirtualKey) -> dict[str, Any]:
         "models": list(policy.allowed_models),
         "providers": list(policy.allowed_providers),
         "metadata": policy.metadata or {},
+        "alert_at": list(policy.alert_at),
     }
 
 
@@ -82,8 +84,33 @@ def limits_of(row: VirtualKey) -> Limits:
     return Limits(row.id, row.budget_picousd, row.budget_period, row.rpm, row.tpm, row.max_parallel)
 
 
-def live_json(row: VirtualKey, live: KeyState, now: datetime) -> dict[str, Any]:
-    """Current spend against the budget and this minute's rate counters."""
+def alert_json(alert: BudgetAlert) -> dict[str, Any]:
+    return {
+        "threshold_percent": alert.threshold_percent,
+        "period_start": alert.period_start,
+        "fired_at": iso(alert.fired_at),
+        "spent_usd": usd(alert.spent_picousd),
+        "delivery": alert.delivery,  # pending | sent | failed | no_webhook
+        "attempts": alert.attempts,
+        "delivered_at": iso(alert.delivered_at),
+    }
+
+
+def alert_text(alert: BudgetAlert) -> str:
+    how = {
+        "sent": "sent",
+        "pending": "sending",
+        "no_webhook": "no webhook set",
+        "failed": f"webhook failed after {alert.attempts} tries ({alert.last_error or '?'})",
+    }.get(alert.delivery, alert.delivery)
+    return f"{alert.threshold_percent}% at {short_time(alert.fired_at)} UTC ({how})"
+
+
+def live_json(
+    row: VirtualKey, live: KeyState, now: datetime, fired: Sequence[BudgetAlert] = ()
+) -> dict[str, Any]:
+    """Current spend against the budget, this minute's rate counters and the budget alerts
+    fired in the current period."""
     remaining = None
     if row.budget_picousd is not None:
         left = row.budget_picousd - live.spent_picousd - live.reserved_picousd
@@ -96,12 +123,15 @@ def live_json(row: VirtualKey, live: KeyState, now: datetime) -> dict[str, Any]:
         "in_flight": live.inflight,
         "requests_this_minute": live.minute_requests,
         "tokens_this_minute": live.minute_tokens,
+        "alerts_fired": [alert_json(a) for a in fired],
     }
 
 
-def print_key_details(row: VirtualKey, live: KeyState, now: datetime) -> None:
+def print_key_details(
+    row: VirtualKey, live: KeyState, now: datetime, fired: Sequence[BudgetAlert] = ()
+) -> None:
     data = key_json(row)
-    extra = live_json(row, live, now)
+    extra = live_json(row, live, now, fired)
     lines = [
         ("id", row.id),
         ("project", row.project),
@@ -123,6 +153,11 @@ def print_key_details(row: VirtualKey, live: KeyState, now: datetime) -> None:
             if row.budget_period != "total"
             else "never",
         ),
+        ("alerts at", ", ".join(f"{t}%" for t in data["alert_at"]) or "-"),
+    ]
+    if data["alert_at"] or fired:
+        lines.append(("alerts fired", "; ".join(map(alert_text, fired)) or "none this period"))
+    lines += [
         ("rpm", _or_dash(row.rpm)),
         ("tpm", _or_dash(row.tpm)),
         ("max parallel", _or_dash(row.max_parallel)),

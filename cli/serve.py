@@ -11,12 +11,15 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 import addon
 from addon.admin import DEFAULT as ADMIN_DEFAULT
 from addon.admin import parse_address
+from addon.alert_sender import check_url
+from addon.options import ALERT_WEBHOOK_ENV
 from cli.context import App, UserError, pass_app, safe_url
 
 OPENAI_UPSTREAM = "https://api.openai.com"
@@ -82,6 +85,25 @@ def _settings_env(app: App) -> dict[str, str]:
     return env
 
 
+def _alert_env(url: str | None) -> dict[str, str]:
+    if url is None:
+        return {}
+    try:
+        return {ALERT_WEBHOOK_ENV: check_url(url)}
+    except ValueError as e:
+        raise UserError(f"--alert-webhook: {e}") from e
+
+
+def _shown(name: str, value: str) -> str:
+    """An environment value fit to print: no password, no webhook path (it may be a token)."""
+    if name == "TOLLKEEPER_DB":
+        return safe_url(value)
+    if name == ALERT_WEBHOOK_ENV:
+        parts = urlsplit(value)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    return value
+
+
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=PORT, default=8080, show_default=True, help="Forward-proxy port.")
@@ -96,6 +118,12 @@ def _settings_env(app: App) -> dict[str, str]:
     metavar="HOST:PORT|off",
     help=f"Admin listener: /healthz, /readyz, /metrics (default {ADMIN_DEFAULT}).",
 )
+@click.option(
+    "--alert-webhook",
+    metavar="URL",
+    help="Where budget alerts are POSTed (passed as $TOLLKEEPER_ALERT_WEBHOOK, not on the"
+    " command line: webhook URLs often hold a secret).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 @click.argument("mitmproxy_args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
@@ -108,6 +136,7 @@ def serve(
     web: bool,
     web_port: int,
     admin: str | None,
+    alert_webhook: str | None,
     dry_run: bool,
     mitmproxy_args: tuple[str, ...],
 ) -> None:
@@ -127,9 +156,9 @@ def serve(
         extra=mitmproxy_args,
         admin=admin,
     )
-    env = _settings_env(app)
+    env = _settings_env(app) | _alert_env(alert_webhook)
     if dry_run:
-        shown = {k: safe_url(v) if k == "TOLLKEEPER_DB" else v for k, v in env.items()}
+        shown = {k: _shown(k, v) for k, v in env.items()}
         prefix = [f"{k}={v}" for k, v in shown.items()]
         click.echo(" ".join([*map(shlex.quote, prefix), shlex.join(command)]))
         return

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from addon import keys
+from addon.alerts import format_thresholds, parse_thresholds
 from addon.store.audit_repo import record_event
 from addon.store.errors import Conflict, NotFound
 from addon.store.models import VirtualKey, utcnow
@@ -33,11 +34,21 @@ class KeyPolicy:
     max_parallel: int | None = None
     allow_unmetered: bool = False
     metadata: dict[str, Any] | None = None
+    alert_at: tuple[int, ...] = ()  # budget alert thresholds, percent of the budget
+
+
+class AlertsWithoutBudget(ValueError):
+    """Alert thresholds are percentages of a budget: a key without one cannot have them."""
 
 
 def _apply_policy(row: VirtualKey, policy: KeyPolicy) -> None:
     if policy.budget_period not in BUDGET_PERIODS:
         raise ValueError(f"budget period must be one of {', '.join(BUDGET_PERIODS)}")
+    if policy.alert_at and policy.budget_picousd is None:
+        raise AlertsWithoutBudget(
+            "--alert-at needs a budget: give the key one with --budget"
+            " (or remove the alerts with --alert-at none)"
+        )
     row.expires_at = policy.expires_at
     row.allowed_providers = ",".join(policy.allowed_providers)
     row.allowed_models = ",".join(policy.allowed_models)
@@ -48,6 +59,7 @@ def _apply_policy(row: VirtualKey, policy: KeyPolicy) -> None:
     row.max_parallel = policy.max_parallel
     row.allow_unmetered = policy.allow_unmetered
     row.metadata_json = json.dumps(policy.metadata or {})
+    row.alert_at = format_thresholds(policy.alert_at)
 
 
 def create_key(
@@ -176,7 +188,15 @@ def policy_of(row: VirtualKey) -> KeyPolicy:
         max_parallel=row.max_parallel,
         allow_unmetered=bool(row.allow_unmetered),
         metadata=json.loads(row.metadata_json or "{}"),
+        alert_at=_thresholds(row.alert_at),
     )
+
+
+def _thresholds(value: str) -> tuple[int, ...]:
+    try:
+        return parse_thresholds(value) if value else ()
+    except ValueError:  # written by hand: shown as none rather than failing every read
+        return ()
 
 
 def _split(value: str) -> tuple[str, ...]:

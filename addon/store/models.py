@@ -47,6 +47,8 @@ class VirtualKey(SQLModel, table=True):
     max_parallel: int | None = None
     # a key with a budget or TPM limit reaches only metered endpoints unless this is set
     allow_unmetered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # budget alert thresholds in percent of the budget, comma-separated ("" = none)
+    alert_at: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     metadata_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
 
 
@@ -182,3 +184,23 @@ class KeyMinuteUsage(SQLModel, table=True):
     minute: int = Field(primary_key=True)  # minutes since the epoch
     requests: int = 0
     tokens: int = 0
+
+
+class BudgetAlert(SQLModel, table=True):
+    """A budget alert that fired: one row per key, period and threshold. Its primary key is
+    the claim: of several gateways that see the crossing, only the one whose insert wins
+    sends the webhook."""
+
+    __tablename__ = "budget_alerts"
+
+    virtual_key_id: str = Field(primary_key=True, max_length=16)
+    period_start: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    threshold_percent: int = Field(primary_key=True)
+    fired_at: datetime = Field(default_factory=utcnow)
+    spent_picousd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    budget_picousd: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    instance_id: str = Field(default="", max_length=32)  # the gateway that claimed it
+    delivery: str = Field(default="pending", max_length=16)  # pending|sent|failed|no_webhook
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=200)
