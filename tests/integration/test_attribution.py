@@ -85,7 +85,8 @@ def test_openai_and_anthropic_requests_are_attributed_and_the_headers_stay_here(
             )
         else:
             assert row["output_tokens"] == tokens.output_tokens
-        assert row["latency_ms"] is not None and row["estimated"] is False
+        assert row["latency_ms"] is not None and row["ttfb_ms"] is not None
+        assert row["estimated"] is False
         assert row["cost_usd"] is not None
     refused_row = rows[3]
     assert (refused_row["status"], refused_row["error_kind"]) == (400, "invalid_attribution")
