@@ -17,7 +17,7 @@ from click.core import ParameterSource
 from addon.store import attribution_repo, prices_repo, usage_repo
 from addon.store.reprice import RepriceSummary, reprice
 from cli.context import App, UserError, pass_app
-from cli.output import iso, note, print_csv, print_json, print_table, usd
+from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd
 from cli.parse import SINCE, UNTIL
 from cli.prices import price_book
 
@@ -113,14 +113,7 @@ def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
 @click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")
 @click.option("--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC.")
 @click.option("--project", help="Only this project.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_context
 def usage(

@@ -11,7 +11,7 @@ from addon.attribution import split_tags
 from addon.store.models import UsageRecord
 from addon.store.usage_log_repo import LogFilter, request_log
 from cli.context import App, UserError, pass_app
-from cli.output import iso, note, print_csv, print_json, print_table, usd_or_none
+from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd_or_none
 from cli.parse import SINCE, STATUS, UNTIL
 
 FIELDS = (
@@ -117,14 +117,7 @@ HEADERS += ["COST (USD)", "LATENCY MS", "TTFB MS", "EST", "ERROR", "REQUEST ID",
     show_default=True,
     help="At most this many requests.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @pass_app
 def log(
     app: App,
