@@ -106,3 +106,28 @@ def test_openai_and_anthropic_requests_are_attributed_and_the_headers_stay_here(
 
     metrics = httpx.get(stack.gateway.admin_url + "/metrics", timeout=5, trust_env=False).text
     assert "alice" not in metrics and "body-user" not in metrics  # no per-user labels
+
+
+def test_a_streamed_answer_is_attributed_too(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    project = "attribution-stream"
+    oai = stack.openai_forward(stack.cli.new_key(project)["key"], monkeypatch)
+    with oai.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-tollkeeper-user": "carol", "x-tollkeeper-tags": "stream"},
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        usage = [c.usage for c in response.parse() if c.usage is not None][-1]
+    assert "x-tollkeeper-user" not in stack.upstream.requests[-1].headers
+    rows = wait_for(lambda: _log(stack, project))
+    assert rows, "no record"
+    (row,) = rows
+    assert (row["user"], row["tags"], row["streamed"]) == ("carol", ["stream"], True)
+    assert (row["provider_request_id"], row["status"]) == (request_id, 200)
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    )
+    assert row["ttfb_ms"] is not None and row["ttfb_ms"] <= row["latency_ms"]
