@@ -3,6 +3,7 @@
 Hierarchy (each class carries its HTTP status and its ``x-tollkeeper-error`` code)::
 
     GatewayError
+    ├── InvalidAttribution    400  a malformed x-tollkeeper-user / x-tollkeeper-tags header
     ├── InvalidKey            401  missing / unknown / malformed / revoked / expired key
     ├── NotAllowed            403  provider or model not allowed for the key
     ├── BudgetExceeded        429  budget exhausted (x-should-retry: false)
@@ -42,6 +43,15 @@ class GatewayError(Exception):
         if self.retry_after_s is None:
             return {}
         return {"retry-after": str(self.retry_after_s)}
+
+
+class InvalidAttribution(GatewayError):
+    status, code = 400, "invalid_attribution"
+    openai_type, anthropic_type, gemini_status = (
+        "invalid_request_error",
+        "invalid_request_error",
+        "INVALID_ARGUMENT",
+    )
 
 
 class InvalidKey(GatewayError):

@@ -42,4 +42,6 @@ class FlowState:
     watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
     inspector: Any = None  # a CompressedBodyInspector for a content-encoded answer
     request_body: bytes | None = None
+    end_user: str | None = None  # addon.attribution: from the header, else the body
+    tags: str = ""  # addon.attribution: the stored form, "a,b"
     flow: Any = None  # the live flow, to disarm and record it at shutdown

@@ -242,5 +242,7 @@ def _stand_in(record: Record) -> UsageRow:
         project=record.project,
         real_key_label=record.real_key_label,
         status_code=record.status_code,
+        end_user=record.end_user,
+        tags=record.tags,
     )
     return fit_row(minimal_record(draft, "record_refused"))

@@ -66,6 +66,8 @@ class UsageDraft:
     aborted: bool = False  # the exchange ended early (disconnect, cut, timeout)
     result: MeterResult | None = None
     request_body: bytes | None = None  # kept only where an estimate may be needed
+    end_user: str | None = None  # addon.attribution (old journal lines have none)
+    tags: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -260,6 +262,8 @@ def finish(d: UsageDraft, book: PriceBook) -> UsageRow:
         error_kind=_clip(d.error_kind or result.error_kind, 64),
         provider_request_id=_clip(d.provider_request_id, 200),
         extras_json=json.dumps(extras, sort_keys=True, default=str),
+        end_user=_clip(d.end_user, 128),
+        tags=d.tags,
     )
 
 
@@ -297,4 +301,6 @@ def minimal_record(d: UsageDraft, error_kind: str) -> UsageRow:
         error_kind=_clip(error_kind, 64),
         provider_request_id=None,
         extras_json="{}",
+        end_user=_clip(d.end_user, 128),
+        tags=d.tags if isinstance(d.tags, str) else "",
     )

@@ -11,12 +11,13 @@ from typing import Any
 
 from mitmproxy import http
 
-from addon import auth, binding, flowtools
+from addon import attribution, auth, binding, flowtools
 from addon.admission import check_metered
 from addon.errors import (
     BudgetExceeded,
     GatewayError,
     GatewayFault,
+    InvalidAttribution,
     NoRealKey,
     NotAllowed,
     NotRecording,
@@ -100,11 +101,15 @@ class RequestSide:
         query = flow.request.query
         for name in auth.credential_params(query.items(multi=True)):
             del query[name]  # never upstream, never stored, whatever the provider
+        named = self._take_attribution(headers)
         key_id = auth.key_id_of(presented)
         assert presented is not None
         info = await rt.lookups.find(key_id)
         now = datetime.now(UTC)
         state.key = auth.check_key(presented, info, provider.name, now)
+        if isinstance(named, ValueError):  # after the key check: strangers get their 401
+            raise InvalidAttribution(str(named))
+        state.end_user, state.tags = named.user, named.tags_text
         flow.metadata["tollkeeper"] = {
             "request_id": state.request_id,
             "key_id": state.key.id,
@@ -149,6 +154,19 @@ class RequestSide:
             loop = asyncio.get_running_loop()
             state.timer = loop.call_later(rt.config.upstream_timeout_s, self._timeout, flow)
 
+    @staticmethod
+    def _take_attribution(headers: http.Headers) -> attribution.Attribution | ValueError:
+        """The end user and tags the gateway headers name, removed from the request (they
+        are for the gateway, never for the provider), or what is wrong with them."""
+        named: attribution.Attribution | ValueError
+        try:
+            named = attribution.parse_headers(headers.items(multi=True))
+        except ValueError as e:
+            named = e
+        for name in attribution.HEADERS:
+            headers.pop(name, None)
+        return named
+
     async def request(self, flow: http.HTTPFlow) -> None:
         state = self.states.get(flow.id)
         if state is None or state.rejected is not None or flow.response is not None:
@@ -179,6 +197,8 @@ class RequestSide:
             model = body.get("model")
             if isinstance(model, str):
                 state.model = model
+            if state.end_user is None:  # the header wins; the body is never changed
+                state.end_user = attribution.body_user(body)
             opt_in = state.provider.stream_usage_opt_in
             if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)

@@ -231,6 +231,8 @@ class ResponseSide:
             aborted=aborted,
             result=result,
             request_body=state.request_body,
+            end_user=state.end_user,
+            tags=state.tags,
         )
         self.runtime.writer.submit(draft)
         return draft

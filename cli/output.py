@@ -8,13 +8,28 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from addon.pricing.cost import usd_text
+
+FORMATS = ("table", "json", "csv")
+
+
+def format_option[F: Callable[..., Any]](command: F) -> F:
+    """The ``--format table|json|csv`` option of a listing (passed as ``fmt``)."""
+    option = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+    return option(command)
 
 
 def note(message: str) -> None:

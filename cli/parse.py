@@ -72,6 +72,16 @@ def parse_list(text: str) -> tuple[str, ...]:
     return tuple(p for p in (s.strip() for s in text.split(",")) if p)
 
 
+def parse_status(text: str) -> int | str:
+    """An HTTP status (``429``) or the word ``error`` (any failed request)."""
+    raw = text.strip().lower()
+    if raw == "error":
+        return raw
+    if raw.isdigit() and 100 <= int(raw) <= 599:
+        return int(raw)
+    raise ValueError(f"{text!r} is not an HTTP status (100-599) or 'error'")
+
+
 class _ParsingType[T](click.ParamType[T]):
     """A click type around one of the parse functions above."""
 
@@ -127,9 +137,17 @@ class ListType(_ParsingType[tuple[str, ...]]):
         return parse_list(value)
 
 
+class StatusType(_ParsingType[int | str]):
+    name = "CODE|error"
+
+    def parse(self, value: str) -> int | str:
+        return parse_status(value)
+
+
 DURATION = DurationType()
 SINCE = MomentType()
 UNTIL = MomentType(end_of_day=True)
 USD = UsdType()
 PRICE = PriceType()
 LIST = ListType()
+STATUS = StatusType()

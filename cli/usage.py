@@ -14,14 +14,15 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from addon.store import prices_repo, usage_repo
+from addon.store import attribution_repo, prices_repo, usage_repo
 from addon.store.reprice import RepriceSummary, reprice
 from cli.context import App, UserError, pass_app
-from cli.output import iso, note, print_csv, print_json, print_table, usd
+from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd
 from cli.parse import SINCE, UNTIL
 from cli.prices import price_book
 
-GROUP_FIELDS = usage_repo.GROUPS  # --by value → field name in the output
+# --by value → field name in the output; user and tag are read from the raw records
+GROUP_FIELDS = {**usage_repo.GROUPS, **attribution_repo.GROUPS}
 COUNT_FIELDS = (
     "requests",
     *usage_repo.TOKEN_FIELDS,
@@ -112,14 +113,7 @@ def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
 @click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")
 @click.option("--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC.")
 @click.option("--project", help="Only this project.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_context
 def usage(
@@ -140,6 +134,11 @@ def usage(
     decimal string; null in JSON and "unpriced" in CSV when no request of the group has a
     price) and the unpriced, estimated and error counts.
 
+    --by user groups by the end user a client named (the x-tollkeeper-user header, else the
+    OpenAI "user" field of the request); --by tag by the x-tollkeeper-tags it sent. A
+    request with tags a,b counts fully under a and under b, so the tag rows add up to more
+    than the total. Requests without a user or tags are the "(none)" row (null in JSON).
+
     After a price change, 'tollkeeper usage reprice' recomputes the stored costs.
     """
     if ctx.invoked_subcommand is not None:
@@ -149,7 +148,7 @@ def usage(
     if since is not None and until is not None and since >= until:
         raise UserError("--since must be before --until")
     with app.session() as session:
-        rows = usage_repo.report(session=session, by=by, since=since, until=until, project=project)
+        rows = _report(by)(session=session, by=by, since=since, until=until, project=project)
     group_field = GROUP_FIELDS[by]
     items = [usage_json(r, group_field) for r in rows]
     if as_json or fmt == "json":
@@ -159,8 +158,16 @@ def usage(
         print_csv(columns, [[_csv_cell(i, c) for c in columns] for i in items])
     elif not items:
         note("No usage in this period.")
+    elif by == "tag":  # a request counts under each of its tags: a total would overcount
+        _print_usage_table(items, group_field)
+        note("A request with several tags counts fully under each of them.")
     else:
         _print_usage_table([*items, _total(rows, group_field)], group_field)
+
+
+def _report(by: str) -> Any:
+    """The store function that reports by ``by``."""
+    return attribution_repo.report if by in attribution_repo.GROUPS else usage_repo.report
 
 
 def _refuse_report_options(ctx: click.Context) -> None:

@@ -44,6 +44,8 @@ _TEXT_COLUMNS = (
     "error_kind",
     "provider_request_id",
     "extras_json",
+    "end_user",
+    "tags",
 )
 
 

@@ -117,6 +117,9 @@ class UsageRecord(SQLModel, table=True):
     error_kind: str | None = Field(default=None, max_length=64)
     provider_request_id: str | None = Field(default=None, max_length=200)
     extras_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    # addon.attribution: the end user and the tags ("a,b", "" for none) a client named
+    end_user: str | None = Field(default=None, max_length=128)
+    tags: str = Field(default="", max_length=700, sa_column_kwargs={"server_default": ""})
 
 
 class AuditEvent(SQLModel, table=True):

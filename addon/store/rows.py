@@ -38,6 +38,8 @@ class UsageRow:
     error_kind: str | None
     provider_request_id: str | None
     extras_json: str
+    end_user: str | None = None  # addon.attribution
+    tags: str = ""  # "a,b": addon.attribution's stored form
 
 
 COLUMNS = tuple(f.name for f in fields(UsageRow))

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from typing import cast as typing_cast
 
-from sqlalchemy import ColumnElement, String, Table, cast, func, insert
+from sqlalchemy import ColumnElement, Select, String, Table, cast, func, insert
 from sqlmodel import Session, col, select
 
 from addon.store.limits_repo import settle
@@ -83,9 +83,23 @@ def report(
     token sums say how much usage has no known price (never counted as $0).
     """
     group = _group_column(session, by).label("grp")
+    stmt = select(group, *aggregate_columns()).group_by(group).order_by(group)
+    stmt = within(stmt, since=since, until=until, project=project)
+    rows = session.exec(stmt).all()
+    out = []
+    for row in rows:
+        d = dict(row._mapping)
+        d[GROUPS[by]] = d.pop("grp")
+        out.append(d)
+    return out
+
+
+def aggregate_columns() -> list[Any]:
+    """The sums of a report row over usage records: requests, tokens, cost, unpriced,
+    estimated and error counts (shared with the raw-record reports by user and tag)."""
     priced = col(UsageRecord.cost_picousd).is_not(None)
     unpriced = col(UsageRecord.cost_picousd).is_(None)
-    columns: list[Any] = [group, func.count().label("requests")]
+    columns: list[Any] = [func.count().label("requests")]
     columns += [func.coalesce(func.sum(getattr(UsageRecord, f)), 0).label(f) for f in TOKEN_FIELDS]
     columns += [
         func.coalesce(func.sum(col(UsageRecord.cost_picousd)), 0).label("cost_picousd"),
@@ -100,20 +114,24 @@ def report(
         func.count().filter(col(UsageRecord.error_kind).is_not(None)).label("error_requests"),
         func.count().filter(priced).label("priced_requests"),
     ]
-    stmt = select(*columns).group_by(group).order_by(group)
+    return columns
+
+
+def within[S: Select[Any]](
+    stmt: S,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> S:
+    """``stmt`` limited to the records in [since, until) of one project."""
     if since is not None:
         stmt = stmt.where(col(UsageRecord.created_at) >= since)
     if until is not None:
         stmt = stmt.where(col(UsageRecord.created_at) < until)
     if project is not None:
         stmt = stmt.where(col(UsageRecord.project) == project)
-    rows = session.exec(stmt).all()
-    out = []
-    for row in rows:
-        d = dict(row._mapping)
-        d[GROUPS[by]] = d.pop("grp")
-        out.append(d)
-    return out
+    return stmt
 
 
 def list_records(*, session: Session, limit: int = 1000) -> list[UsageRecord]:

@@ -339,3 +339,55 @@ async def test_an_answer_without_usage_is_commented_as_estimated_later_not_free(
     f, draft = await _answered(gateway, seeded[1], "/v1/chat/completions", body, answer)
     assert f.comment == "unit · gpt-4o-mini · usage: estimated later"
     assert finish(draft, gateway.runtime.prices).estimated
+
+
+def _attributed_flow(key: str, headers: dict[str, str], body: dict | None = None) -> tflow.HTTPFlow:
+    f = _flow(key, body)
+    for name, value in headers.items():
+        f.request.headers.add(name, value)
+    return f
+
+
+async def test_attribution_headers_never_go_upstream_and_the_header_user_wins(gateway, seeded):
+    body = {"model": "gpt-4o-mini", "messages": [], "user": "from-body"}
+    headers = {"X-Tollkeeper-User": "alice", "x-tollkeeper-tags": "a, b", "X-TOLLKEEPER-TAGS": "c"}
+    f = _attributed_flow(seeded[1], headers, body)
+    sent = f.request.raw_content
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    assert f.response is None
+    assert not any(name.lower().startswith("x-tollkeeper") for name in f.request.headers)
+    state = gateway.states[f.id]
+    assert (state.end_user, state.tags) == ("alice", "a,b,c")
+    assert f.request.raw_content == sent  # the body's own user field is left alone
+
+
+async def test_the_body_user_is_the_end_user_when_no_header_names_one(gateway, seeded):
+    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "user": "u-42"})
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    assert (gateway.states[f.id].end_user, gateway.states[f.id].tags) == ("u-42", "")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-tollkeeper-user": "x" * 129},
+        {"x-tollkeeper-user": "bad user"},
+        {"x-tollkeeper-tags": ",".join(f"t{i}" for i in range(11))},
+        {"x-tollkeeper-tags": 'a,"b"'},
+    ],
+)
+async def test_a_malformed_attribution_header_gets_a_provider_shaped_400(gateway, seeded, headers):
+    f = _attributed_flow(seeded[1], headers)
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 400
+    assert f.response.headers["x-tollkeeper-error"] == "invalid_attribution"
+    error = json.loads(f.response.content)["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_attribution")
+
+
+async def test_a_stranger_with_bad_attribution_still_gets_the_401(gateway):
+    f = _attributed_flow("tk-abcdefghij-" + "1" * 40, {"x-tollkeeper-user": "bad user"})
+    await gateway.requestheaders(f)
+    assert f.response.status_code == 401

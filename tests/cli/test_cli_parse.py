@@ -9,6 +9,7 @@ from cli.parse import (
     parse_duration,
     parse_list,
     parse_moment,
+    parse_status,
     parse_usd,
 )
 
@@ -101,3 +102,11 @@ def test_prices_keep_their_exact_decimal_value():
 def test_comma_lists_drop_blanks():
     assert parse_list("a, b,,c ") == ("a", "b", "c")
     assert parse_list("") == ()
+
+
+def test_a_status_is_an_http_code_or_the_word_error() -> None:
+    assert parse_status(" 429 ") == 429
+    assert parse_status("ERROR") == "error"
+    for bad in ("99", "600", "4xx", "", "-1"):
+        with pytest.raises(ValueError, match="not an HTTP status"):
+            parse_status(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from addon.draft_codec import decode_draft, encode_draft
@@ -55,3 +56,12 @@ def test_a_line_that_is_no_draft_raises() -> None:
         except (ValueError, TypeError, KeyError):
             continue
         raise AssertionError(line)
+
+
+def test_end_user_and_tags_round_trip_and_old_lines_without_them_still_decode() -> None:
+    d = _draft(end_user="alice", tags="a,b")
+    assert decode_draft(encode_draft(d)) == d
+    old = json.loads(encode_draft(_draft()))
+    del old["end_user"], old["tags"]  # a journal line written before attribution existed
+    back = decode_draft(json.dumps(old))
+    assert (back.end_user, back.tags) == (None, "")

@@ -11,7 +11,7 @@ import pytest
 from addon.metering.json_usage import parse_response
 from addon.metering.usage import MeterResult, Usage
 from addon.pricing.table import PriceBook
-from addon.records import UsageDraft, finish, price
+from addon.records import UsageDraft, finish, minimal_record, price
 
 BOOK = PriceBook.bundled()
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -422,3 +422,11 @@ def test_a_realtime_websocket_is_unpriced_even_though_it_is_a_get() -> None:
     r = finish(d, BOOK)
     assert r.cost_picousd is None
     assert json.loads(r.extras_json)["unpriced"] == "endpoint_not_metered"
+
+
+def test_the_end_user_and_tags_reach_the_record_even_a_minimal_one() -> None:
+    d = draft(end_user="alice", tags="a,b")
+    row = finish(d, BOOK)
+    assert (row.end_user, row.tags) == ("alice", "a,b")
+    stand_in = minimal_record(d, "record_refused")
+    assert (stand_in.end_user, stand_in.tags) == ("alice", "a,b")

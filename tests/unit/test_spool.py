@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from datetime import UTC, datetime, timedelta, timezone
@@ -42,6 +43,8 @@ def full_record() -> UsageRecord:
         error_kind="stream_error:overloaded_error",
         provider_request_id="req_011CXYZ",
         extras_json='{"service_tier": "standard"}',
+        end_user="alice@example.com",
+        tags="a,b",
     )
 
 
@@ -232,3 +235,15 @@ def test_pending_does_not_race_with_the_file_going_away(tmp_path: Path) -> None:
     spool = Spool(Vanishing(tmp_path / "spool.jsonl"))
     assert not spool.pending()
     assert spool.size() == 0
+
+
+def test_a_line_spooled_before_attribution_existed_reads_back_unattributed(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([full_record()])
+    line = json.loads(spool.path.read_text())
+    del line["end_user"], line["tags"]
+    spool.path.write_text(json.dumps(line) + "\n")
+    (back,) = spool.read()
+    assert (back.request_id, back.end_user, back.tags) == ("req-full", None, "")

@@ -38,3 +38,25 @@ def test_a_populated_database_from_the_first_release_upgrades_with_its_data(db_u
         assert s.exec(text("SELECT project FROM virtual_keys")).one()[0] == "p"
         assert s.exec(text("SELECT count(*) FROM custom_providers")).one()[0] == 0
     engine.dispose()
+
+
+def test_usage_records_from_before_attribution_upgrade_unattributed(db_url: str):
+    engine = make_engine(db_url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(
+            text(
+                "INSERT INTO usage_records (request_id, created_at, provider, endpoint,"
+                " input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,"
+                " reasoning_tokens, streamed, estimated, extras_json) VALUES ('old',"
+                " CURRENT_TIMESTAMP, 'openai', '/v1/chat/completions', 1, 0, 0, 1, 0,"
+                " false, false, '{}')"
+            )
+        )
+    migrate(engine)
+    with Session(engine) as s:
+        row = s.exec(text("SELECT request_id, end_user, tags FROM usage_records")).one()
+        assert tuple(row) == ("old", None, "")
+    engine.dispose()
