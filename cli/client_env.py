@@ -14,18 +14,34 @@ from cli.output import note, print_json
 
 CA_FILE = "mitmproxy-ca-cert.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+# Why each line is there, printed under the exports (true of the SDKs tested in tests/).
+FORWARD_NOTES = (
+    "Python SDKs (openai, anthropic, google-genai; httpx, requests) read HTTPS_PROXY and",
+    "  trust the CA through SSL_CERT_FILE / REQUESTS_CA_BUNDLE. These replace the default CA",
+    "  store: a client that also calls other HTTPS hosts needs a bundle of both (certifi + CA).",
+    "Node trusts the CA through NODE_EXTRA_CA_CERTS, but its built-in fetch (the openai",
+    "  package and other fetch-based SDKs) ignores HTTPS_PROXY unless NODE_USE_ENV_PROXY=1,",
+    "  which only Node >= 22.21 / 24 reads. On older Node use the base URLs below, or undici's",
+    "  agent: setGlobalDispatcher(new EnvHttpProxyAgent()) from the 'undici' package.",
+)
 
 
 def proxy_env(*, host: str, port: int, ca_path: Path) -> dict[str, str]:
     env = {"HTTPS_PROXY": f"http://{host}:{port}"}
     env.update(dict.fromkeys(CA_VARIABLES, str(ca_path)))
+    env["NODE_USE_ENV_PROXY"] = "1"
     return env
 
 
-def reverse_env(*, host: str, openai_port: int, anthropic_port: int) -> dict[str, str]:
+def reverse_env(
+    *, host: str, openai_port: int, anthropic_port: int, gemini_port: int
+) -> dict[str, str]:
+    """The SDKs' own base-URL variables: OpenAI-style bases end in /v1, the others have none
+    (the SDKs add /v1/messages, /v1beta/models/… themselves)."""
     return {
         "OPENAI_BASE_URL": f"http://{host}:{openai_port}/v1",
         "ANTHROPIC_BASE_URL": f"http://{host}:{anthropic_port}",
+        "GOOGLE_GEMINI_BASE_URL": f"http://{host}:{gemini_port}",
     }
 
 
@@ -43,19 +59,29 @@ def reverse_env(*, host: str, openai_port: int, anthropic_port: int) -> dict[str
 @click.option(
     "--anthropic-port", type=int, default=8082, show_default=True, help="Reverse listener."
 )
+@click.option("--gemini-port", type=int, default=8083, show_default=True, help="Reverse listener.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
 def client_env(
-    host: str, port: int, confdir: Path, openai_port: int, anthropic_port: int, as_json: bool
+    host: str,
+    port: int,
+    confdir: Path,
+    openai_port: int,
+    anthropic_port: int,
+    gemini_port: int,
+    as_json: bool,
 ) -> None:
     """Print the export lines a client needs to use the gateway as its HTTPS proxy.
 
     The client also needs a virtual key in place of its provider key (OPENAI_API_KEY,
-    ANTHROPIC_API_KEY, …); see 'tollkeeper keys create'. The reverse listeners (no proxy, no
-    CA) are shown as comments; they need 'tollkeeper serve --openai-port … --anthropic-port …'.
+    ANTHROPIC_API_KEY, GEMINI_API_KEY, …); see 'tollkeeper keys create'. The reverse
+    listeners (no proxy, no CA) are shown as comments; they need 'tollkeeper serve
+    --openai-port 8081 --anthropic-port 8082 --gemini-port 8083'.
     """
     ca_path = confdir.expanduser() / CA_FILE
     forward = proxy_env(host=host, port=port, ca_path=ca_path)
-    reverse = reverse_env(host=host, openai_port=openai_port, anthropic_port=anthropic_port)
+    reverse = reverse_env(
+        host=host, openai_port=openai_port, anthropic_port=anthropic_port, gemini_port=gemini_port
+    )
     if not ca_path.exists():
         note(f"Note: {ca_path} does not exist yet; mitmproxy creates it on its first start.")
     if as_json:
@@ -64,8 +90,15 @@ def client_env(
     click.echo("# Forward proxy: every HTTPS request goes through the gateway.")
     for name, value in forward.items():
         click.echo(f"export {name}={shlex.quote(value)}")
-    click.echo("# SSL_CERT_FILE and REQUESTS_CA_BUNDLE replace the default CA store: a client")
-    click.echo("# that also calls other HTTPS hosts needs a bundle of both (certifi + this CA).")
-    click.echo("# Or, without proxy and CA, point the SDKs at the reverse listeners:")
+    for line in FORWARD_NOTES:
+        click.echo(f"# {line}")
+    click.echo("# Or, without proxy and CA, point the SDKs at the reverse listeners")
+    click.echo(
+        f"# (tollkeeper serve --openai-port {openai_port} --anthropic-port {anthropic_port}"
+        f" --gemini-port {gemini_port});"
+    )
+    click.echo(
+        "# google-genai also takes Client(http_options={'base_url': GOOGLE_GEMINI_BASE_URL}):"
+    )
     for name, value in reverse.items():
         click.echo(f"# export {name}={shlex.quote(value)}")

@@ -22,6 +22,7 @@ from addon.providers.registry import PROVIDERS
 from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
 from addon.vault import Vault, VaultError, load_master_key, unreadable
+from cli.base_url_hint import warn_if_no_path
 from cli.context import App, UserError, pass_app
 from cli.output import iso, note, print_json, print_table, short_time
 
@@ -219,6 +220,7 @@ def add(
     _refuse_virtual_key(secret or os.environ.get(str(api_key_env), ""))
     with app.session() as session:
         check_provider(name, known_providers(session))
+        warn_if_no_path(session, name, base_url)
         vault = app.vault()
         _check_master_key(vault, realkeys_repo.list_real_keys(session=session))
         row = realkeys_repo.add_real_key(

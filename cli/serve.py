@@ -24,6 +24,15 @@ from cli.context import App, UserError, pass_app, safe_url
 
 OPENAI_UPSTREAM = "https://api.openai.com"
 ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
+GEMINI_UPSTREAM = "https://generativelanguage.googleapis.com"
+REVERSE_UPSTREAMS = {
+    "openai": OPENAI_UPSTREAM,
+    "anthropic": ANTHROPIC_UPSTREAM,
+    "gemini": GEMINI_UPSTREAM,
+}
+# mitmweb's flow list: its default columns plus the comment tollkeeper writes on each flow
+# (project · model · tokens · cost). A sequence option takes one --set per value.
+WEB_COLUMNS = ("tls", "icon", "path", "method", "status", "size", "time", "comment")
 PORT = click.IntRange(1, 65535)
 
 
@@ -48,31 +57,35 @@ def build_command(
     tool: str,
     host: str,
     port: int,
-    openai_port: int | None,
-    anthropic_port: int | None,
+    reverse: dict[str, int],
     web_port: int | None,
     extra: tuple[str, ...],
     admin: str | None = None,
 ) -> list[str]:
-    """The mitmproxy command line: one regular listener plus the reverse listeners asked for."""
+    """The mitmproxy command line: one regular listener plus the reverse listeners asked for
+    (``reverse``: provider name to port)."""
     try:
         admin_address = parse_address(admin if admin is not None else ADMIN_DEFAULT)
     except ValueError as e:
         raise UserError(str(e).replace("tollkeeper_admin", "--admin")) from e
     admin_port = admin_address[1] if admin_address else None
-    ports = [p for p in (port, openai_port, anthropic_port, web_port, admin_port) if p is not None]
+    ports = [p for p in (port, *reverse.values(), web_port, admin_port) if p is not None]
     if len(ports) != len(set(ports)):
         raise UserError(f"ports must differ (got {', '.join(map(str, ports))})")
     command = [tool, "-s", str(gateway_script()), "--mode", f"regular@{host}:{port}"]
-    if openai_port is not None:
-        command += ["--mode", f"reverse:{OPENAI_UPSTREAM}@{host}:{openai_port}"]
-    if anthropic_port is not None:
-        command += ["--mode", f"reverse:{ANTHROPIC_UPSTREAM}@{host}:{anthropic_port}"]
+    for name, reverse_port in reverse.items():
+        command += ["--mode", f"reverse:{REVERSE_UPSTREAMS[name]}@{host}:{reverse_port}"]
     if web_port is not None:  # the UI stays on mitmweb's default host, 127.0.0.1
         command += ["--set", f"web_port={web_port}"]
+        for column in WEB_COLUMNS:
+            command += ["--set", f"web_columns={column}"]
     if admin is not None:
         command += ["--set", f"tollkeeper_admin={admin}"]
     return command + list(extra)
+
+
+def _reverse_ports(**ports: int | None) -> dict[str, int]:
+    return {name: port for name, port in ports.items() if port is not None}
 
 
 def _settings_env(app: App) -> dict[str, str]:
@@ -111,6 +124,7 @@ def _shown(name: str, value: str) -> str:
 @click.option(
     "--anthropic-port", type=PORT, help=f"Also a reverse listener for {ANTHROPIC_UPSTREAM}."
 )
+@click.option("--gemini-port", type=PORT, help=f"Also a reverse listener for {GEMINI_UPSTREAM}.")
 @click.option("--web", is_flag=True, help="Run mitmweb (flows in the browser) instead of mitmdump.")
 @click.option("--web-port", type=PORT, default=8090, show_default=True, help="mitmweb's UI port.")
 @click.option(
@@ -133,6 +147,7 @@ def serve(
     port: int,
     openai_port: int | None,
     anthropic_port: int | None,
+    gemini_port: int | None,
     web: bool,
     web_port: int,
     admin: str | None,
@@ -143,15 +158,16 @@ def serve(
     """Start the gateway: mitmdump (or mitmweb) with addon/gateway.py.
 
     Arguments after -- go to mitmproxy unchanged, e.g.
-    'tollkeeper serve -- --set confdir=/etc/tollkeeper/mitmproxy'.
+    'tollkeeper serve -- --set confdir=/etc/tollkeeper/mitmproxy'. With --web, mitmweb's flow
+    list shows each flow's comment (project, model, tokens, cost); open the URL with ?token=
+    that mitmweb logs at start, or fix the token with '-- --set web_password=…'.
     """
     tool_name = "mitmweb" if web else "mitmdump"
     command = build_command(
         tool=mitmproxy_tool(tool_name),
         host=host,
         port=port,
-        openai_port=openai_port,
-        anthropic_port=anthropic_port,
+        reverse=_reverse_ports(openai=openai_port, anthropic=anthropic_port, gemini=gemini_port),
         web_port=web_port if web else None,
         extra=mitmproxy_args,
         admin=admin,

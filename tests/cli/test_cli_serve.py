@@ -44,7 +44,24 @@ def test_reverse_listeners_and_port(run_cli):
 def test_web_uses_mitmweb_with_its_ui_off_the_reverse_listener_ports(run_cli):
     command = _command(run_cli, "--web", "--openai-port", "8081")
     assert command[0] == str(VENV_BIN / "mitmweb")
-    assert command[-2:] == ["--set", "web_port=8090"]
+    assert command[command.index("web_port=8090") - 1] == "--set"
+
+
+def test_web_shows_the_comment_column_one_set_per_column(run_cli):
+    """web_columns is a sequence option: one --set per value (a comma list is one bad name)."""
+    command = _command(run_cli, "--web")
+    columns = [w.removeprefix("web_columns=") for w in command if w.startswith("web_columns=")]
+    assert columns == list(serve.WEB_COLUMNS) and columns[-1] == "comment"
+    assert all(command[command.index(f"web_columns={c}") - 1] == "--set" for c in columns)
+    assert not [w for w in _command(run_cli) if w.startswith("web_")]  # mitmdump has no UI
+
+
+def test_gemini_reverse_listener(run_cli):
+    command = _command(run_cli, "--gemini-port", "8083")
+    assert command[5:] == [
+        "--mode",
+        "reverse:https://generativelanguage.googleapis.com@127.0.0.1:8083",
+    ]
 
 
 def test_arguments_after_double_dash_go_to_mitmproxy(run_cli):
@@ -67,6 +84,7 @@ def test_global_settings_are_passed_in_the_environment_without_passwords(run_cli
     ("args", "fragment"),
     [
         (["--openai-port", "8080"], "ports must differ"),
+        (["--gemini-port", "8081", "--openai-port", "8081"], "ports must differ"),
         (["--web", "--web-port", "8081", "--openai-port", "8081"], "ports must differ"),
         (["--port", "0"], "Invalid value for '--port'"),
         (["--port", "70000"], "Invalid value for '--port'"),

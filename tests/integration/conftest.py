@@ -104,6 +104,7 @@ def build_stack(
     db_url: str | None = None,
     extra_args: tuple[str, ...] = (),
     program: str = "mitmdump",
+    reverse: tuple[str, ...] = ("openai", "anthropic"),
 ) -> Iterator[Stack]:
     home = tmp / "home"
     home.mkdir()
@@ -111,7 +112,9 @@ def build_stack(
         cli = Cli(home, db_url)
         cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1")
         cli.add_provider("anthropic", ANTHROPIC_REAL, up.base_url)
-        gw = GatewayProcess(tmp, home, db_url=db_url, extra_args=extra_args, program=program)
+        gw = GatewayProcess(
+            tmp, home, db_url=db_url, extra_args=extra_args, program=program, reverse=reverse
+        )
         with gw:
             stack = Stack(up, cli, gw, tmp)
             try:

@@ -110,7 +110,11 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _pick_ports(self) -> None:
-        targets = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
+        targets = {
+            "openai": "https://api.openai.com",
+            "anthropic": "https://api.anthropic.com",
+            "gemini": "https://generativelanguage.googleapis.com",
+        }
         ports: set[int] = set()
         while len(ports) < 2 + len(self.reverse):
             ports.add(free_port())
