@@ -18,6 +18,7 @@ OPTION_NAMES = frozenset(
         "tollkeeper_max_decoded_mb",
         "tollkeeper_stream_max_s",
         "tollkeeper_stream_idle_s",
+        "tollkeeper_reserve_output_tokens",
     }
 )
 
@@ -32,6 +33,7 @@ class Config:
     max_decoded_bytes: int = 64 << 20  # a response body's size once decompressed
     stream_max_s: int = 3600  # a streamed response's longest life (0 = no limit)
     stream_idle_s: int = 300  # longest quiet between two chunks of a stream (0 = no limit)
+    reserve_output_tokens: int = 4096  # budget reserved for a request without max_tokens
 
 
 def declare(loader: Any) -> None:
@@ -93,6 +95,13 @@ def declare(loader: Any) -> None:
         300,
         "seconds a streamed response may go without a chunk before it is cut off (0 = never)",
     )
+    loader.add_option(
+        "tollkeeper_reserve_output_tokens",
+        int,
+        4096,
+        "output tokens a request of a key with a budget reserves when it sets no max_tokens "
+        "(a burst then overshoots the budget by at most one request while answers stay below)",
+    )
 
 
 def parse(options: Any) -> Config:
@@ -107,6 +116,8 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_max_decoded_mb must be at least 1")
     if options.tollkeeper_stream_max_s < 0 or options.tollkeeper_stream_idle_s < 0:
         raise ValueError("tollkeeper_stream_max_s and tollkeeper_stream_idle_s must be >= 0")
+    if options.tollkeeper_reserve_output_tokens < 0:
+        raise ValueError("tollkeeper_reserve_output_tokens must not be negative")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -118,4 +129,5 @@ def parse(options: Any) -> Config:
         max_decoded_bytes=options.tollkeeper_max_decoded_mb << 20,
         stream_max_s=options.tollkeeper_stream_max_s,
         stream_idle_s=options.tollkeeper_stream_idle_s,
+        reserve_output_tokens=options.tollkeeper_reserve_output_tokens,
     )
