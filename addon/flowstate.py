@@ -40,6 +40,6 @@ class FlowState:
     upstream: tuple[str, int] | None = None
     timer: asyncio.TimerHandle | None = None
     watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
-    inspector: Any = None  # a CompressedBodyInspector for a content-encoded answer
+    inspector: Any = None  # a buffered answer streamed to be scanned (flowtools.inspect_buffered)
     request_body: bytes | None = None
     flow: Any = None  # the live flow, to disarm and record it at shutdown
