@@ -32,8 +32,9 @@ Answer = Callable[[Seen], Iterable[bytes]]
 
 
 class HostileUpstream:
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, *, close_after_answer: bool = False) -> None:
         self.answer = answer
+        self.close_after_answer = close_after_answer  # a truncated answer then ends
         self.port = free_port()
         self.seen: list[Seen] = []
         self._loop = asyncio.new_event_loop()
@@ -80,6 +81,8 @@ class HostileUpstream:
                         continue
                     writer.write(piece)
                     await writer.drain()
+                if self.close_after_answer:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
