@@ -21,10 +21,16 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from integration.conftest import OPENAI_REAL, Stack, build_stack
+from integration.conftest import OPENAI_REAL, Stack
 from integration.harness import wait_for
-from integration.hostile_upstream import HostileUpstream, chunk, chunked_head, http_response
-from integration.test_hostile_load import rss_kib
+from integration.hostile_upstream import (
+    HostileUpstream,
+    chunk,
+    chunked_head,
+    hostile_stack,
+    http_response,
+    rss_kib,
+)
 
 EXAMPLES = 40
 VALID = "VALID"
@@ -39,20 +45,16 @@ RSS_KIB: list[int] = []
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     caps = ("--set", "tollkeeper_max_decoded_mb=1", "--set", "tollkeeper_stream_max_s=2")
     first = [_json_answer({"prompt_tokens": 1})]
-    with HostileUpstream(lambda seen: first, close_after_answer=True) as up:
-        gen = build_stack(tmp_path_factory.mktemp("fuzz-e2e"), extra_args=caps)
-        stack = next(gen)
-        stack.cli.run("providers", "remove", "openai", "--label", "main")
-        stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+    with (
+        HostileUpstream(lambda seen: first, close_after_answer=True) as up,
+        hostile_stack(tmp_path_factory.mktemp("fuzz-e2e"), up, *caps) as stack,
+    ):
         keys = {name: stack.cli.new_key(name)["key"] for name in ("fuzz", "control")}
         ok = [("bearer", keys["fuzz"])]
         wait_for(lambda: _send(stack, _raw("/v1/chat/completions", ok)) == 200, 10)
-        try:
-            yield stack, up, keys
-        finally:
-            print(f"\nfuzz e2e: {dict(STATS)}; gateway RSS KiB min/max {min(RSS_KIB, default=0)}"
-                  f"/{max(RSS_KIB, default=0)}")  # fmt: skip
-            next(gen, None)
+        yield stack, up, keys
+    low, high = min(RSS_KIB, default=0), max(RSS_KIB, default=0)
+    print(f"\nfuzz e2e: {dict(STATS)}; gateway RSS KiB min {low} max {high}")
 
 
 # --- clients ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +14,20 @@ import httpx2 as httpx
 import pytest
 from integration.conftest import OPENAI_REAL, Stack, build_stack
 from integration.harness import wait_for
-from integration.hostile_upstream import HostileUpstream, Seen, chunk, chunked_head, http_response
+from integration.hostile_upstream import (
+    HostileUpstream,
+    Seen,
+    chunk,
+    chunked_head,
+    gzip_zeros,
+    hostile_stack,
+    http_response,
+    rss_kib,
+)
 
 SECRET = OPENAI_REAL.encode()
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 MIB = 1 << 20
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class RssSampler:
@@ -52,18 +53,13 @@ class RssSampler:
 
 @pytest.fixture(scope="module")
 def evil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, HostileUpstream]]:
-    """A gateway whose OpenAI key points at a hostile upstream (and one at the fake)."""
-    with HostileUpstream(lambda seen: [http_response(b"{}")]) as up:
-        gen = build_stack(tmp_path_factory.mktemp("evil"))
-        stack = next(gen)
-        stack.cli.run("providers", "remove", "openai", "--label", "main")
-        stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+    with (
+        HostileUpstream(lambda seen: [http_response(b"{}")]) as up,
+        hostile_stack(tmp_path_factory.mktemp("evil"), up) as stack,
+    ):
         probe = stack.cli.new_key("probe")["key"]
         wait_for(lambda: _post(stack, probe).status_code == 200, timeout=10)
-        try:
-            yield stack, up
-        finally:
-            next(gen, None)
+        yield stack, up
 
 
 def _post(stack: Stack, key: str) -> httpx.Response:
@@ -123,15 +119,9 @@ def _row(stack: Stack, project: str) -> dict | None:
     return rows[0] if rows and rows[0]["requests"] == 1 else None
 
 
-def _gzip_zeros(mib: int) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    zeros = b"\0" * MIB
-    return b"".join([packer.compress(zeros) for _ in range(mib)] + [packer.flush()])
-
-
 def test_rss_during_a_1_gib_gzip_bomb_stays_bounded(evil):
     stack, up = evil
-    bomb = _gzip_zeros(1024)
+    bomb = gzip_zeros(1024)
     hdrs = (("content-encoding", "gzip"), ("content-type", "application/json"))
     up.answer = lambda seen: [http_response(bomb, headers=hdrs)]
     pid = stack.gateway.proc.pid
