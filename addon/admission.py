@@ -24,6 +24,7 @@ from addon.keycache import KeyInfo
 from addon.limits import Limits
 from addon.metering.estimate import estimate_prompt_tokens
 from addon.metering.media import MediaUsage, media_kind, request_facts
+from addon.metering.normalise import MAX_TOKENS_PER_FIELD
 from addon.metering.usage import Usage
 from addon.pricing.charge import media_cost
 from addon.pricing.table import PriceBook
@@ -34,6 +35,11 @@ from addon.store.limits_repo import admit, release
 log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# What a request that does not bound its output reserves for it, in tokens
+# (``tollkeeper_reserve_output_tokens``): a burst on a fresh key then overshoots its budget
+# by at most one request's cost as long as answers stay below it.
+DEFAULT_OUTPUT_TOKENS = 4096
+MAX_CHOICES = 128  # ``n`` / ``candidateCount`` above it is the provider's to refuse
 
 
 def check_metered(key: KeyInfo, api: str, method: str) -> None:
@@ -48,36 +54,60 @@ def check_metered(key: KeyInfo, api: str, method: str) -> None:
         )
 
 
-def estimate(api: str, model: str | None, raw_body: bytes | None) -> tuple[int, int]:
-    """(prompt tokens, output tokens the client allows) for a request body."""
+def estimate(api: str, model: str | None, raw_body: bytes | None) -> tuple[int, int | None]:
+    """(prompt tokens, output tokens the client allows, None if it sets no bound)."""
     if not raw_body:
-        return 0, 0
+        return 0, None
     try:
         body: Any = json.loads(raw_body)
-    except ValueError:
-        return 0, 0
-    prompt = estimate_prompt_tokens(api, body, model)
-    output = 0
-    if isinstance(body, dict):
-        for name in OUTPUT_LIMIT_FIELDS:
-            value = body.get(name)
-            if isinstance(value, int) and value > 0:
-                output = value
-                break
-    return prompt, output
+    except (ValueError, RecursionError):
+        return 0, None
+    if not isinstance(body, dict):
+        return 0, None
+    return estimate_prompt_tokens(api, body, model), output_limit(body)
+
+
+def output_limit(body: dict[str, Any]) -> int | None:
+    """The most output tokens a request allows, over all the choices it asks for: OpenAI's
+    ``max_tokens``/``max_completion_tokens``/``max_output_tokens`` times ``n``, Anthropic's
+    ``max_tokens``, Gemini's ``generationConfig.maxOutputTokens`` times ``candidateCount``."""
+    config = body.get("generationConfig")
+    config = config if isinstance(config, dict) else {}
+    limits = [body.get(name) for name in OUTPUT_LIMIT_FIELDS]
+    limit = _first_positive([*limits, config.get("maxOutputTokens")])
+    if limit is None:
+        return None
+    choices = _first_positive([body.get("n"), config.get("candidateCount")]) or 1
+    # clamped: a client's max_tokens=1e30 must not overflow the reservation's column
+    return min(limit, MAX_TOKENS_PER_FIELD) * min(choices, MAX_CHOICES)
+
+
+def _first_positive(values: list[Any]) -> int | None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def reservation(
-    prices: PriceBook, provider: str, api: str, model: str | None, raw_body: bytes | None
+    prices: PriceBook,
+    provider: str,
+    api: str,
+    model: str | None,
+    raw_body: bytes | None,
+    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
 ) -> tuple[int, int]:
-    """(picodollars, tokens) to reserve for a request, from its own body: the prompt estimate
-    plus ``max_tokens``, priced; for images and speech, what the request asks for, priced."""
+    """(picodollars, tokens) to reserve for a request, from its own body. Tokens: the prompt
+    estimate plus the output limit it sets (what a TPM limit counts). Picodollars: those
+    tokens priced, with ``default_output_tokens`` as the output of a request that sets no
+    limit; for images and speech, what the request asks for, priced."""
     kind = media_kind(api)
     if kind is not None:
         return media_reservation(prices, provider, api, kind, model, raw_body), 0
     prompt, output = estimate(api, model, raw_body)
-    cost = price(prices, provider, model, Usage(input_tokens=prompt, output_tokens=output))
-    return cost or 0, prompt + output
+    billed = default_output_tokens if output is None else output
+    cost = price(prices, provider, model, Usage(input_tokens=prompt, output_tokens=billed))
+    return cost or 0, prompt + (output or 0)
 
 
 def media_reservation(
@@ -115,9 +145,10 @@ def admit_request(
     raw_body: bytes | None,
     ttl: timedelta,
     instance_id: str | None = None,
+    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
 ) -> None:
     """Reserve the request or raise ``LimitExceeded``."""
-    cost, tokens = reservation(prices, provider, api, model, raw_body)
+    cost, tokens = reservation(prices, provider, api, model, raw_body, default_output_tokens)
     with Session(engine) as session:
         admit(
             session=session,
@@ -157,8 +188,10 @@ class Admission:
         workers: int = 4,
         timeout_s: float = 5.0,
         retry_after_s: int = 2,
+        default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     ) -> None:
         self._engine = engine
+        self._default_output_tokens = default_output_tokens
         self._instance_id = instance_id
         self._timeout_s, self._retry_after_s = timeout_s, retry_after_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tollkeeper-admit")
@@ -166,7 +199,13 @@ class Admission:
     async def admit(self, **request: Any) -> None:
         """``admit_request`` with this gateway's engine and instance; raises LimitExceeded
         or LimitsUnavailable."""
-        call = partial(admit_request, engine=self._engine, instance_id=self._instance_id, **request)
+        call = partial(
+            admit_request,
+            engine=self._engine,
+            instance_id=self._instance_id,
+            default_output_tokens=self._default_output_tokens,
+            **request,
+        )
         future = self._pool.submit(call)
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._timeout_s)

@@ -40,7 +40,7 @@ class FlowState:
     upstream: tuple[str, int] | None = None
     timer: asyncio.TimerHandle | None = None
     watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
-    inspector: Any = None  # a CompressedBodyInspector for a content-encoded answer
+    inspector: Any = None  # a buffered answer streamed to be scanned (flowtools.inspect_buffered)
     request_body: bytes | None = None
     end_user: str | None = None  # addon.attribution: from the header, else the body
     tags: str = ""  # addon.attribution: the stored form, "a,b"

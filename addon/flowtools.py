@@ -89,24 +89,38 @@ def scrub(flow: http.HTTPFlow, state: FlowState, secret: str, max_decoded: int) 
         flow.response = http.Response.make(status, body, headers)
 
 
-def inspect_compressed(
-    resp: http.Response, secret: str, max_decoded: int
-) -> scrubbing.CompressedBodyInspector | None:
-    """For a content-encoded answer that would be buffered: stream it through an
-    inspector instead (incremental decoding, off the hot path of other clients); the
-    client gets the whole body at the end, chunked, as with a buffered answer."""
+def inspect_buffered(
+    flow: http.HTTPFlow, resp: http.Response, secret: str, max_decoded: int
+) -> scrubbing.CompressedBodyInspector | scrubbing.BodyKeeper | None:
+    """For an answer that would be buffered: stream it through an inspector instead when
+    scanning it whole in the ``response`` hook would stall the event loop, i.e. when it is
+    content-encoded (decoded incrementally) or plain and larger than ``PLAIN_INLINE_MAX``
+    or of unknown length (scanned chunk by chunk). The client gets the same bytes, chunked
+    (a streamed flow keeps no body for mitmweb). None: buffered and scrubbed as a whole."""
+    if flow.request.method == "HEAD" or resp.status_code in (204, 304) or resp.status_code < 200:
+        return None  # no body
     encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
     decoder = decoder_for(encoding) if encoding != "identity" else None
-    if decoder is None:
+    inspector: scrubbing.CompressedBodyInspector | scrubbing.BodyKeeper
+    if decoder is not None:
+        inspector = scrubbing.CompressedBodyInspector(
+            decoder, secret, max_decoded, lambda data: net_encoding.encode(data, encoding)
+        )
+        resp.stream = inspector.feed
+    elif encoding == "identity" and not _small(resp):
+        inspector = scrubbing.BodyKeeper(max_decoded)
+        resp.stream = scrubbing.StreamScrubber(inspector.feed, secret).feed
+    else:
         return None
-    inspector = scrubbing.CompressedBodyInspector(
-        decoder, secret, max_decoded, lambda data: net_encoding.encode(data, encoding)
-    )
     resp.headers.pop("content-length", None)  # the scrubbed body may differ in length
     if resp.http_version == "HTTP/1.1":
         resp.headers["transfer-encoding"] = "chunked"
-    resp.stream = inspector.feed
     return inspector
+
+
+def _small(resp: http.Response) -> bool:
+    length = resp.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= scrubbing.PLAIN_INLINE_MAX
 
 
 def scrubbed_stream(

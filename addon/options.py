@@ -24,6 +24,7 @@ OPTION_NAMES = frozenset(
         "tollkeeper_stream_idle_s",
         "tollkeeper_alert_webhook",
         "tollkeeper_alert_retry_ms",
+        "tollkeeper_reserve_output_tokens",
     }
 )
 
@@ -40,6 +41,7 @@ class Config:
     stream_idle_s: int = 300  # longest quiet between two chunks of a stream (0 = no limit)
     alert_webhook: str | None = None  # where budget alerts are POSTed (None = recorded only)
     alert_retry_s: float = 1.0  # first backoff of a failed alert webhook (doubles per failure)
+    reserve_output_tokens: int = 4096  # budget reserved for a request without max_tokens
 
 
 def declare(loader: Any) -> None:
@@ -101,6 +103,13 @@ def declare(loader: Any) -> None:
         300,
         "seconds a streamed response may go without a chunk before it is cut off (0 = never)",
     )
+    loader.add_option(
+        "tollkeeper_reserve_output_tokens",
+        int,
+        4096,
+        "output tokens a request of a key with a budget reserves when it sets no max_tokens "
+        "(a burst then overshoots the budget by at most one request while answers stay below)",
+    )
 
     loader.add_option(
         "tollkeeper_alert_webhook",
@@ -141,6 +150,8 @@ def parse(options: Any) -> Config:
         raise ValueError("tollkeeper_stream_max_s and tollkeeper_stream_idle_s must be >= 0")
     if options.tollkeeper_alert_retry_ms < 1:
         raise ValueError("tollkeeper_alert_retry_ms must be at least 1")
+    if options.tollkeeper_reserve_output_tokens < 0:
+        raise ValueError("tollkeeper_reserve_output_tokens must not be negative")
     return Config(
         settings=settings.resolve(
             home=options.tollkeeper_home or None, db_url=options.tollkeeper_db or None
@@ -154,4 +165,5 @@ def parse(options: Any) -> Config:
         stream_idle_s=options.tollkeeper_stream_idle_s,
         alert_webhook=_alert_webhook(options),
         alert_retry_s=options.tollkeeper_alert_retry_ms / 1000,
+        reserve_output_tokens=options.tollkeeper_reserve_output_tokens,
     )

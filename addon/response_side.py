@@ -64,7 +64,7 @@ class ResponseSide:
                 flowtools.watch_stream(flow, state, self.runtime.config)
             elif state.secret:
                 cap = self.runtime.config.max_decoded_bytes
-                state.inspector = flowtools.inspect_compressed(resp, state.secret, cap)
+                state.inspector = flowtools.inspect_buffered(flow, resp, state.secret, cap)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
 
@@ -141,7 +141,7 @@ class ResponseSide:
         """The answer's decoded body (at most the cap) for metering, and whether it was
         over the cap; an echoed real key is scrubbed from what the client gets."""
         cap = self.runtime.config.max_decoded_bytes if self.runtime else 64 << 20
-        if state.inspector is not None:  # content-encoded: inspected as it arrived
+        if state.inspector is not None:  # content-encoded or large: inspected as it arrived
             return state.inspector.decoded, state.inspector.over_cap
         if state.secret:
             flowtools.scrub(flow, state, state.secret, cap)

@@ -50,7 +50,11 @@ class Runtime:
         self.cache = KeyCache(self.engine, interval_s=config.refresh_s)
         self.lookups = KeyLookups(self.cache)
         self.sweeper = Sweeper(self.engine)
-        self.admission = Admission(self.engine, instance_id=self.sweeper.instance_id)
+        self.admission = Admission(
+            self.engine,
+            instance_id=self.sweeper.instance_id,
+            default_output_tokens=config.reserve_output_tokens,
+        )
         self.pool = Pool(Policy(key_retry=timedelta(seconds=config.key_retry_s)))
         self.probe = UpstreamProbe()
         self.prices = PriceBook.bundled()

@@ -4,6 +4,8 @@ Pure functions and a small stream wrapper (no mitmproxy): ``scrub_text`` for hea
 values, ``scrub_body`` for a buffered (possibly content-encoded) body, decoded
 incrementally with a cap, and ``StreamScrubber`` for a streamed body, which wraps the
 stream meter's callable and holds back only a tail that could be the start of the key.
+A buffered answer too big to scan in one go on the event loop (``PLAIN_INLINE_MAX``) is
+streamed instead: ``BodyKeeper`` under a ``StreamScrubber``, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from addon.metering.stream import Forward
 
 MARK = b"[tollkeeper:redacted]"
 MIN_SECRET_LEN = 8  # shorter "keys" (test doubles) would match ordinary text
+# A plain buffered answer up to this size is scanned whole in the `response` hook (about
+# 0.5 ms per MiB on the event loop); a larger one, or one of unknown length, is scanned
+# chunk by chunk as it arrives, never as one body (1 GiB took 0.5 s clean, 5 s scrubbed).
+PLAIN_INLINE_MAX = 1 << 20
 
 
 def scrub_text(value: str, secret: str) -> str:
@@ -218,3 +224,39 @@ class CompressedBodyInspector:
                 self._kept += piece[: max(room, 0)]
         except ValueError:
             self.corrupt = True
+
+
+class BodyKeeper:
+    """A stream callable for a plain *buffered* answer that is large or of unknown length:
+    it holds chunks back until ``hold`` bytes have come (so a small answer still goes out
+    in one piece at its end), then lets them through; it keeps the first ``max_decoded``
+    bytes for metering. Put it under a ``StreamScrubber``, which removes the key from
+    what it lets through: the client gets what ``scrub_body`` would have given it."""
+
+    found = False  # the key is replaced in the stream, never a reason to withhold
+
+    def __init__(self, max_decoded: int, hold: int = PLAIN_INLINE_MAX) -> None:
+        self._max, self._hold = max_decoded, hold
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._kept = bytearray()
+        self.over_cap = False
+
+    @property
+    def decoded(self) -> bytes:
+        """The body (its first ``max_decoded`` bytes), for metering."""
+        return bytes(self._kept)
+
+    def feed(self, chunk: bytes) -> Forward:
+        room = self._max - len(self._kept)
+        if len(chunk) > room:
+            self.over_cap = True
+        self._kept += chunk[: max(room, 0)]
+        if chunk and self._held_size + len(chunk) <= self._hold:
+            self._held.append(chunk)
+            self._held_size += len(chunk)
+            return []
+        out = [*self._held, chunk] if chunk else self._held
+        self._held, self._held_size = [], 0
+        self._hold = -1  # past the hold: everything passes from now on
+        return [piece for piece in out if piece]

@@ -20,6 +20,12 @@ from typing import Any
 from addon.metering.usage import Usage
 
 BAD_JSON = "bad_json"  # the error kind of a body we could not read
+# More tokens than any model reads or writes in one request (context windows top out near
+# 2 M): a count above it comes from a broken or hostile upstream. It is refused like a
+# count of the wrong type, so the request is recorded with an estimate instead (flagged
+# ``estimated``) and no cost is ever built from it.
+MAX_TOKENS_PER_FIELD = 10_000_000
+MAX_PROVIDER_COST_USD = 100_000  # a reported cost above it is dropped, like a negative one
 
 
 class ShapeError(ValueError):
@@ -35,22 +41,28 @@ def load_json(body: bytes | str) -> Any:
 
 
 def count(obj: Mapping[str, Any], key: str) -> int:
-    """A non-negative token count; a missing or null field is 0."""
+    """A non-negative token count of at most ``MAX_TOKENS_PER_FIELD``; a missing or null
+    field is 0. The magnitude is checked before any ``int()``: ``1e999999999`` is valid JSON."""
     value = obj.get(key)
     if value is None:
         return 0
     if isinstance(value, bool):
         raise ShapeError(f"{key} is a boolean")
-    integral = (
-        isinstance(value, int)
-        or (isinstance(value, float) and value.is_integer())
-        or (isinstance(value, Decimal) and value.is_finite() and value == int(value))
-    )
-    if not integral:
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.adjusted() > 18:
+            raise ShapeError(f"{key} is absurd: {value!r}")
+        if value != value.to_integral_value():
+            raise ShapeError(f"{key} is not an integer: {value!r}")
+    elif isinstance(value, float):
+        if not value.is_integer():  # also nan and inf
+            raise ShapeError(f"{key} is not an integer: {value!r}")
+    elif not isinstance(value, int):
         raise ShapeError(f"{key} is not an integer: {value!r}")
     number = int(value)
     if number < 0:
         raise ShapeError(f"{key} is negative: {number}")
+    if number > MAX_TOKENS_PER_FIELD:
+        raise ShapeError(f"{key} is absurd: {number}")
     return number
 
 
@@ -155,11 +167,19 @@ def gemini_usage(usage: Mapping[str, Any]) -> Usage:
 
 
 def provider_cost(usage: Mapping[str, Any]) -> str | None:
-    """OpenRouter's ``usage.cost`` as an exact decimal string (JSON parsed with Decimal)."""
+    """OpenRouter's ``usage.cost`` as an exact decimal string (JSON parsed with Decimal);
+    None when absent, negative, not finite or above ``MAX_PROVIDER_COST_USD``."""
     cost = usage.get("cost")
     if isinstance(cost, bool) or not isinstance(cost, int | Decimal | float):
         return None
-    return format(Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost), "f")
+    if isinstance(cost, int) and abs(cost) > MAX_PROVIDER_COST_USD:  # before Decimal(): digits
+        return None
+    exact = Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost)
+    if not exact.is_finite() or not 0 <= exact <= MAX_PROVIDER_COST_USD:
+        return None
+    if exact and exact.adjusted() < -30:  # "1e-999999999" would format as a billion zeros
+        return "0"
+    return format(exact, "f")
 
 
 def text(obj: Mapping[str, Any], key: str) -> str | None:

@@ -8,10 +8,14 @@ chooses (echoed keys, bombs, endless streams), sent in the pieces the test gives
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from integration.conftest import OPENAI_REAL, Stack, build_stack
 from integration.harness import free_port
 
 
@@ -32,8 +36,9 @@ Answer = Callable[[Seen], Iterable[bytes]]
 
 
 class HostileUpstream:
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, *, close_after_answer: bool = False) -> None:
         self.answer = answer
+        self.close_after_answer = close_after_answer  # a truncated answer then ends
         self.port = free_port()
         self.seen: list[Seen] = []
         self._loop = asyncio.new_event_loop()
@@ -80,6 +85,8 @@ class HostileUpstream:
                         continue
                     writer.write(piece)
                     await writer.drain()
+                if self.close_after_answer:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -102,3 +109,30 @@ def chunked_head(*, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
 
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@contextlib.contextmanager
+def hostile_stack(tmp: Path, up: HostileUpstream, *extra_args: str) -> Iterator[Stack]:
+    """A gateway (``build_stack``) whose OpenAI real key points at ``up``."""
+    gen = build_stack(tmp, extra_args=extra_args)
+    stack = next(gen)
+    try:
+        stack.cli.run("providers", "remove", "openai", "--label", "main")
+        stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+        yield stack
+    finally:
+        next(gen, None)
+
+
+def gzip_zeros(mib: int) -> bytes:
+    """``mib`` MiB of zeros, gzipped (about 1 KiB a MiB): a compression bomb."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    zeros = b"\0" * (1 << 20)
+    return b"".join([packer.compress(zeros) for _ in range(mib)] + [packer.flush()])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")

@@ -18,13 +18,13 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT_COST = Decimal("0.0001272")  # the fake's gpt-4o-mini usage (providers.md §4.4)
 
 
-def _chat(client):
-    return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+def _chat(client, **extra):
+    return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, **extra)
 
 
-def _outcome(client) -> str:
+def _outcome(client, **extra) -> str:
     try:
-        _chat(client)
+        _chat(client, **extra)
         return "ok"
     except openai.RateLimitError as e:
         return e.response.headers.get("x-tollkeeper-error", "provider-429")
@@ -50,8 +50,12 @@ def test_budget_holds_under_a_parallel_burst(stack: Stack, monkeypatch):
     assert _outcome(client) == "ok"  # history: reservations use the key's average cost
     wait_for(lambda: _spent(stack, "budget") > 0, timeout=3)
     stack.upstream.set_scenario("ok", delay=0.2)  # streams are slow enough to overlap
+    # max_tokens=40 (the fake's answer): each request's own estimate (prompt + 40 tokens)
+    # is below the average, which then sets the reservation. Without it a request would
+    # reserve tollkeeper_reserve_output_tokens (4096 tokens, $0.0025: over the whole
+    # budget), and only one request could be in flight at a time.
     with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(lambda _: _outcome(client), range(16)))
+        outcomes = list(pool.map(lambda _: _outcome(client, max_tokens=40), range(16)))
     assert "budget_exceeded" in outcomes and outcomes.count("ok") >= 5
     # every request is recorded, refused ones too (at no cost)
     total = wait_for(lambda: _settled(stack, "budget", 1 + len(outcomes)), timeout=5)

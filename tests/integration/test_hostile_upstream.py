@@ -23,7 +23,10 @@ from integration.hostile_upstream import (
     Seen,
     chunk,
     chunked_head,
+    gzip_zeros,
+    hostile_stack,
     http_response,
+    rss_kib,
 )
 
 SECRET = OPENAI_REAL.encode()
@@ -32,16 +35,12 @@ CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, HostileUpstream]]:
-    with HostileUpstream(lambda seen: [http_response(b"{}")]) as up:
-        gen = build_stack(tmp_path_factory.mktemp("hostile"))
-        stack = next(gen)
-        stack.cli.run("providers", "remove", "openai", "--label", "main")
-        stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+    with (
+        HostileUpstream(lambda seen: [http_response(b"{}")]) as up,
+        hostile_stack(tmp_path_factory.mktemp("hostile"), up) as stack,
+    ):
         wait_for(lambda: _answered(stack), timeout=10)
-        try:
-            yield stack, up
-        finally:
-            next(gen, None)
+        yield stack, up
 
 
 def _answered(stack: Stack) -> bool:
@@ -225,26 +224,13 @@ def _error_kinds(stack: Stack, project: str) -> list[str]:
         db.close()
 
 
-def _gzip_zeros(mib: int) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    zeros = b"\0" * (1 << 20)
-    return b"".join([packer.compress(zeros) for _ in range(mib)] + [packer.flush()])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def test_a_gzip_bomb_reaches_the_client_whole_in_bounded_memory_and_is_estimated(hostile):
     stack, up = hostile
-    bomb = _gzip_zeros(1024)  # 1 GiB of zeros, about 1 MiB compressed
+    bomb = gzip_zeros(1024)  # 1 GiB of zeros, about 1 MiB compressed
     hdrs = (("content-encoding", "gzip"), ("content-type", "application/json"))
     up.answer = lambda seen: [http_response(bomb, headers=hdrs)]
     pid = stack.gateway.proc.pid
-    before = _rss_kib(pid)
+    before = rss_kib(pid)
     key = stack.cli.new_key("bomb")["key"]
     url = stack.gateway.reverse_url("openai") + "/v1/chat/completions"
     head = {"authorization": f"Bearer {key}", "content-type": "application/json"}
@@ -253,7 +239,7 @@ def test_a_gzip_bomb_reaches_the_client_whole_in_bounded_memory_and_is_estimated
         client.stream("POST", url, content=json.dumps(CHAT).encode(), headers=head) as resp,
     ):
         got = b"".join(resp.iter_raw())
-    after = _rss_kib(pid)
+    after = rss_kib(pid)
     print(f"gzip bomb: gateway RSS {before // 1024} MiB before, {after // 1024} MiB after")
     assert got == bomb  # every byte, as the upstream sent it
     assert after - before < 256 * 1024, (before, after)  # not the 1 GiB it decodes to

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from addon.admission import check_metered, reservation
+from addon.admission import DEFAULT_OUTPUT_TOKENS, check_metered, reservation
 from addon.errors import NotAllowed
 from addon.keycache import KeyInfo
 from addon.pricing.table import PriceBook
@@ -102,3 +102,60 @@ def test_a_transcription_or_an_unknown_model_reserves_nothing() -> None:
     assert reservation(BOOK, "openai", "openai.transcriptions", "whisper-1", b"--x\r\n") == (0, 0)
     body = json.dumps({"model": "my-image-model", "prompt": "x"}).encode()
     assert reservation(BOOK, "openai", "openai.images", "my-image-model", body) == (0, 0)
+
+
+def _chat_body(**fields: object) -> bytes:
+    return json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **fields}
+    ).encode()
+
+
+def test_a_request_without_an_output_limit_reserves_the_default_output() -> None:
+    """A fresh key has no average cost yet: the reservation must cover the answer itself."""
+    cost, tokens = reservation(BOOK, "openai", "openai.chat", "gpt-4o-mini", _chat_body())
+    assert cost == tokens * 150_000 + DEFAULT_OUTPUT_TOKENS * 600_000
+    assert 0 < tokens < 20  # a TPM limit counts the prompt only: no output limit was set
+    smaller, _ = reservation(BOOK, "openai", "openai.chat", "gpt-4o-mini", _chat_body(), 10)
+    assert smaller == tokens * 150_000 + 10 * 600_000
+
+
+@pytest.mark.parametrize(
+    ("api", "model", "body", "output"),
+    [
+        ("openai.chat", "gpt-4o-mini", _chat_body(max_completion_tokens=50, n=3), 150),
+        ("openai.chat", "gpt-4o-mini", _chat_body(max_tokens=50, n=10**6), 50 * 128),
+        ("openai.chat", "gpt-4o-mini", _chat_body(max_tokens=True), DEFAULT_OUTPUT_TOKENS),
+        ("openai.chat", "gpt-4o-mini", _chat_body(max_tokens=10**30), 10**7),
+        ("openai.responses", "gpt-4o-mini",
+         json.dumps({"input": "hi", "max_output_tokens": 70}).encode(), 70),
+        ("anthropic.messages", "claude-sonnet-4-5",
+         json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 300}).encode(),
+         300),
+        ("gemini.generate", "gemini-2.5-flash",
+         json.dumps({"contents": [{"parts": [{"text": "hi"}]}],
+                     "generationConfig": {"maxOutputTokens": 80, "candidateCount": 2}}).encode(),
+         160),
+    ],
+)  # fmt: skip
+def test_the_output_limit_is_read_wherever_the_api_puts_it(api, model, body, output) -> None:
+    provider = api.split(".")[0]
+    cost, tokens = reservation(BOOK, provider, api, model, body)
+    prompt_cost, prompt = reservation(BOOK, provider, api, model, _strip_limits(body), 0)
+    explicit = output != DEFAULT_OUTPUT_TOKENS
+    assert prompt > 0 and tokens == prompt + (output if explicit else 0)
+    same_default, _ = reservation(BOOK, provider, api, model, body, output)
+    assert prompt_cost > 0 and cost > prompt_cost  # the output is priced on top of the prompt
+    assert cost == same_default  # priced as `output` tokens: the limit, or the default
+
+
+def _strip_limits(body: bytes) -> bytes:
+    doc = json.loads(body)
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens", "generationConfig"):
+        doc.pop(name, None)
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1, 2]", b"null", b"[" * 100_000])
+def test_a_body_that_is_not_an_object_reserves_the_default_output(body: bytes) -> None:
+    cost, tokens = reservation(BOOK, "openai", "openai.chat", "gpt-4o-mini", body)
+    assert (cost, tokens) == (DEFAULT_OUTPUT_TOKENS * 600_000, 0)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from addon.metering.decoders import decoder_for
 from addon.scrubbing import (
     MARK,
+    BodyKeeper,
     CompressedBodyInspector,
     StreamScrubber,
     scrub_body,
@@ -155,3 +156,50 @@ def test_a_bomb_is_decoded_in_bounded_memory_and_forwarded_raw():
 def test_a_key_past_the_cap_withholds_the_body():
     insp, out = _inspect(b"\0" * (4 * CAP) + SECRET.encode(), pieces=20)
     assert insp.found and insp.over_cap and out == b""
+
+
+# --- a large plain buffered answer, scanned chunk by chunk ------------------------------
+
+
+def _keep(body: bytes, chunk: int, hold: int, cap: int = CAP) -> tuple[BodyKeeper, bytes, int]:
+    """(the keeper, what the client got, how many pieces went out before the end)."""
+    keeper = BodyKeeper(cap, hold=hold)
+    scrubber = StreamScrubber(keeper.feed, SECRET)
+    out, early = [], 0
+    for i in range(0, len(body), chunk):
+        got = scrubber.feed(body[i : i + chunk])
+        piece = got if isinstance(got, bytes) else b"".join(got)
+        early += bool(piece)
+        out.append(piece)
+    end = scrubber.feed(b"")
+    out.append(end if isinstance(end, bytes) else b"".join(end))
+    return keeper, b"".join(out), early
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.binary(max_size=3000),
+    st.lists(st.integers(0, 3000), max_size=3),
+    st.integers(1, 700),
+    st.integers(0, 2000),
+)
+def test_a_kept_body_reaches_the_client_as_scrub_body_would_give_it(filler, at, chunk, hold):
+    body = bytearray(filler)
+    for pos in sorted(at, reverse=True):
+        body[min(pos, len(body)) : min(pos, len(body))] = SECRET.encode()
+    keeper, out, _ = _keep(bytes(body), chunk, hold)
+    verdict = scrub_body(bytes(body), None, SECRET, CAP)
+    assert out == (verdict.raw if verdict.raw is not None else bytes(body))
+    assert keeper.decoded == bytes(body) and not keeper.over_cap and not keeper.found
+
+
+def test_a_small_kept_body_goes_out_at_its_end_and_a_large_one_as_it_comes():
+    body = b"x" * 5000
+    assert _keep(body, 100, hold=10_000)[2] == 0
+    assert _keep(body, 100, hold=1000)[2] > 30
+
+
+def test_a_kept_body_over_the_cap_still_reaches_the_client_whole():
+    body = b"y" * 5000 + SECRET.encode()
+    keeper, out, _ = _keep(body, 512, hold=0, cap=1000)
+    assert out == b"y" * 5000 + MARK and keeper.over_cap and keeper.decoded == b"y" * 1000

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from addon.metering.normalise import (
+    MAX_TOKENS_PER_FIELD,
     ShapeError,
     anthropic_usage,
     count,
@@ -28,10 +29,26 @@ def test_count_accepts_integral_numbers(value: object, expected: int) -> None:
     assert count({}, "n") == 0
 
 
-@pytest.mark.parametrize("value", ["7", True, -1, 1.5, Decimal("1.5"), [], {}, float("inf")])
+@pytest.mark.parametrize(
+    "value",
+    ["7", True, -1, 1.5, Decimal("1.5"), [], {}, float("inf"), float("nan"), Decimal("NaN"),
+     MAX_TOKENS_PER_FIELD + 1, Decimal("1e12"), 1e12],
+)  # fmt: skip
 def test_count_rejects_everything_else(value: object) -> None:
     with pytest.raises(ShapeError):
         count({"n": value}, "n")
+
+
+def test_count_accepts_the_cap_itself() -> None:
+    assert count({"n": MAX_TOKENS_PER_FIELD}, "n") == MAX_TOKENS_PER_FIELD
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "-1e999999999", "1e-999999999"])
+def test_count_refuses_giant_exponents_without_expanding_them(text: str) -> None:
+    """``int(Decimal("1e999999999"))`` would build a billion-digit number (minutes of CPU
+    on the thread that meters): the magnitude is checked first."""
+    with pytest.raises(ShapeError):
+        count(load_json(f'{{"n": {text}}}'), "n")
 
 
 def test_openai_usage_includes_cache_reads_in_input() -> None:
@@ -141,7 +158,10 @@ def test_load_json_keeps_floats_exact_and_turns_deep_nesting_into_value_error() 
 @pytest.mark.parametrize(
     ("usage", "cost"),
     [({"cost": Decimal("0.0000303")}, "0.0000303"), ({"cost": 2}, "2"), ({"cost": 0.5}, "0.5"),
-     ({"cost": "0.1"}, None), ({"cost": True}, None), ({}, None)],
+     ({"cost": "0.1"}, None), ({"cost": True}, None), ({}, None), ({"cost": -1}, None),
+     ({"cost": Decimal("-0.5")}, None), ({"cost": float("nan")}, None),
+     ({"cost": Decimal("Infinity")}, None), ({"cost": 10**12}, None), ({"cost": 10**5000}, None),
+     ({"cost": Decimal("1e999999999")}, None), ({"cost": Decimal("1e-999999999")}, "0")],
 )  # fmt: skip
 def test_provider_cost(usage: dict[str, Any], cost: str | None) -> None:
     assert provider_cost(usage) == cost
