@@ -43,3 +43,4 @@ class FlowState:
     inspector: Any = None  # a CompressedBodyInspector for a content-encoded answer
     request_body: bytes | None = None
     flow: Any = None  # the live flow, to disarm and record it at shutdown
+    recorded: Any = None  # the UsageDraft submitted at the stream's end event, if it was
