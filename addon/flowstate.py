@@ -45,3 +45,4 @@ class FlowState:
     end_user: str | None = None  # addon.attribution: from the header, else the body
     tags: str = ""  # addon.attribution: the stored form, "a,b"
     flow: Any = None  # the live flow, to disarm and record it at shutdown
+    recorded: Any = None  # the UsageDraft submitted at the stream's end event, if it was

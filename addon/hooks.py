@@ -175,6 +175,8 @@ class Gateway(RequestSide, ResponseSide):
         for state in list(self.states.values()):
             if state.flow is not None:
                 self.injector.disarm(state.flow, state)
+            if state.recorded is not None:
+                continue  # recorded at its stream's end event
             result = state.meter.result() if state.meter is not None else None
             self._submit(state, result=result, aborted=True, error_kind="gateway_shutdown")
         self.states.clear()

@@ -4,6 +4,7 @@ real-key health, and hand exactly one usage record per request to the writer."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mitmproxy import http
@@ -13,7 +14,7 @@ from addon.flowstate import FlowState
 from addon.injector import KeyInjector
 from addon.metering.decoders import decode_bounded
 from addon.metering.json_usage import parse_response
-from addon.metering.stream import StreamMeter
+from addon.metering.stream import Forward, StreamMeter
 from addon.metering.usage import MeterResult
 from addon.providers.key_health import Answer
 from addon.records import UsageDraft, charge
@@ -61,12 +62,29 @@ class ResponseSide:
                 if state.secret:
                     cap = self.runtime.config.max_decoded_bytes
                     resp.stream = flowtools.scrubbed_stream(resp, resp.stream, state.secret, cap)
+                resp.stream = self._recorded_at_end(flow, state, resp.stream)
                 flowtools.watch_stream(flow, state, self.runtime.config)
             elif state.secret:
                 cap = self.runtime.config.max_decoded_bytes
                 state.inspector = flowtools.inspect_buffered(flow, resp, state.secret, cap)
         except Exception:
             log.exception("tollkeeper: fault in responseheaders")
+
+    def _recorded_at_end(
+        self, flow: http.HTTPFlow, state: FlowState, feed: Callable[[bytes], Forward]
+    ) -> Callable[[bytes], Forward]:
+        """``feed`` that submits (journals) the record once the stream's end event is metered,
+        before that chunk goes to the client: a client that has the whole answer has its
+        record, even if the gateway is killed before the upstream's last bytes arrive."""
+
+        def fed(chunk: bytes) -> Forward:
+            out = feed(chunk)
+            meter = state.meter
+            if state.recorded is None and meter is not None and meter.finished:
+                state.recorded = self._submit(state, result=meter.result(), flow=flow)
+            return out
+
+        return fed
 
     def _report_health(self, state: FlowState, answer: Answer) -> None:
         if state.real_key is None or self.runtime is None:
@@ -113,6 +131,9 @@ class ResponseSide:
                 self._submit(state, error_kind=state.rejected.code, status=status)
                 return
             assert resp is not None
+            if state.recorded is not None:  # at the stream's end event
+                self._annotate(flow, state, state.recorded)
+                return
             if state.meter is not None:
                 result = state.meter.result()
             else:
@@ -155,10 +176,11 @@ class ResponseSide:
             return
         msg = flow.error.msg if flow.error else ""
         kind = flowtools.error_kind(msg, state, responded=flow.response is not None)
-        result = state.meter.result() if state.meter is not None else None
-        if kind == "client_disconnected" and result is not None and result.finished:
-            self._client_left_after_end(flow, state, result)
+        if state.recorded is not None:  # the whole answer had passed: a complete 200
+            # (the sync openai SDK closes at ``[DONE]`` before the chunked terminator)
+            self._annotate(flow, state, state.recorded)
             return
+        result = state.meter.result() if state.meter is not None else None
         if kind == "upstream_unreachable" and state.upstream and self.runtime is not None:
             self.runtime.probe.forget(*state.upstream)
         status = flow.response.status_code if flow.response is not None else None
@@ -173,15 +195,6 @@ class ResponseSide:
             state, seen_model or state.model, seen_usage, None, pending=seen_usage is None
         )
         flow.marked = ":warning:"
-
-    def _client_left_after_end(
-        self, flow: http.HTTPFlow, state: FlowState, result: MeterResult
-    ) -> None:
-        """The client had the whole stream, up to its end-of-stream event, and closed the
-        connection before the upstream's last bytes (the chunked terminator) came: a normal,
-        complete answer. (The sync openai SDK closes at ``[DONE]`` without reading further.)"""
-        result.extras["client_closed_after_end"] = True
-        self._annotate(flow, state, self._submit(state, result=result, flow=flow))
 
     def _annotate(self, flow: http.HTTPFlow, state: FlowState, draft: UsageDraft | None) -> None:
         """The mitmweb comment of a forwarded request that got its answer: the cost its

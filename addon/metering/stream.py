@@ -95,6 +95,12 @@ class StreamMeter:
                 )
             return self._fail(chunk)
 
+    @property
+    def finished(self) -> bool:
+        """The dialect's end-of-stream event has been metered (``[DONE]``, ``message_stop``,
+        ``response.completed``…): the usage is final."""
+        return self._state.finished
+
     def result(self) -> MeterResult:
         """What the stream has reported so far (``usage`` None when it reported none)."""
         return self._state.result()

@@ -288,7 +288,29 @@ async def test_a_client_leaving_after_the_end_of_stream_is_a_complete_answer(gat
     assert (draft.status_code, draft.error_kind, draft.aborted) == (200, None, False)
     row = finish(draft, gateway.runtime.prices)
     assert (row.input_tokens, row.output_tokens, row.estimated) == (9, 3, False)
-    assert json.loads(row.extras_json)["client_closed_after_end"] is True
+    assert row.cost_picousd and row.cost_picousd > 0
+
+
+async def test_a_stream_is_journaled_at_its_end_event_before_the_client_gets_it(gateway, seeded):
+    """A client that has the whole answer has its record, even if the gateway is killed
+    before the upstream's last bytes (and mitmproxy's `response` hook) come."""
+    journaled: list = []
+    gateway.runtime.writer.submit = journaled.append
+    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    await gateway.requestheaders(f)
+    await gateway.request(f)
+    f.response = tutils.tresp(headers=((b"content-type", b"text/event-stream"),), content=None)
+    gateway.responseheaders(f)
+    for event in STREAM[:-1]:
+        f.response.stream(event)
+    assert [d for d in journaled if hasattr(d, "request_id")] == []
+    f.response.stream(STREAM[-1])  # [DONE]: submitted before this chunk is handed back
+    (draft,) = [d for d in journaled if hasattr(d, "request_id")]
+    assert (draft.status_code, draft.aborted, draft.result.usage.output_tokens) == (200, False, 3)
+    f.response.stream(b"")
+    gateway.response(f)
+    assert [d for d in journaled if hasattr(d, "request_id")] == [draft]  # one record
+    assert f.comment.startswith("unit · gpt-4o-mini · 9 in / 3 out · $")
 
 
 async def test_a_client_leaving_before_the_end_of_stream_is_an_aborted_one(gateway, seeded):
