@@ -327,9 +327,9 @@ async def _answered(gateway, key: str, path: str, body: dict, answer: dict) -> t
     f.request.path = path
     await gateway.requestheaders(f)
     await gateway.request(f)
-    f.response = tutils.tresp(
-        headers=((b"content-type", b"application/json"),), content=json.dumps(answer).encode()
-    )
+    content = json.dumps(answer).encode()
+    headers = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(content)))
+    f.response = tutils.tresp(headers=headers, content=content)  # known length: buffered
     gateway.responseheaders(f)
     gateway.response(f)
     (draft,) = [d for d in drafts if hasattr(d, "request_id")]
