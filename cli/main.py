@@ -8,7 +8,17 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import audit, client_env, keys, prices, providers, providers_health, serve, usage
+from cli import (
+    audit,
+    client_env,
+    keys,
+    prices,
+    providers,
+    providers_health,
+    serve,
+    usage,
+    usage_rollups,
+)
 from cli.context import App, UserError, translate
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -84,6 +94,8 @@ cli.add_command(providers.providers)
 providers.providers.add_command(providers_health.enable)
 providers.providers.add_command(providers_health.test_)
 cli.add_command(usage.usage)
+usage.usage.add_command(usage_rollups.prune)
+usage.usage.add_command(usage_rollups.rebuild)
 cli.add_command(audit.audit)
 cli.add_command(prices.prices)
 cli.add_command(serve.serve)

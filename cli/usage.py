@@ -140,6 +140,9 @@ def usage(
     decimal string; null in JSON and "unpriced" in CSV when no request of the group has a
     price) and the unpriced, estimated and error counts.
 
+    The report reads hourly rollups (UTC hours) that the gateway keeps with the records; a
+    --since or --until inside an hour is still exact, that partial hour being summed from
+    the raw records (after 'usage prune', a partial hour before the cutoff counts nothing).
     After a price change, 'tollkeeper usage reprice' recomputes the stored costs.
     """
     if ctx.invoked_subcommand is not None:
