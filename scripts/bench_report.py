@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -32,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
 
 from addon.settings import normalize_db_url  # noqa: E402
-from addon.store import rollups  # noqa: E402
+from addon.store import rollups, usage_repo  # noqa: E402
 from addon.store.db import open_store  # noqa: E402
 
 TOLLKEEPER = Path(sys.executable).parent / "tollkeeper"
@@ -105,7 +107,13 @@ def generate_sql(dialect: str, n: int, days: int) -> str:
     )
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _tollkeeper(db_url: str, *args: str, home: Path) -> tuple[float, str]:
+    """Run the command; its wall time (CPU time: ``_children_cpu_s`` before and after)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLKEEPER_")}
     env["TOLLKEEPER_HOME"] = str(home)
     t0 = time.perf_counter()
@@ -129,6 +137,13 @@ def _raw_requests_by_project(engine: Engine) -> dict[str, int]:
     return {str(p): int(c) for p, c in rows}
 
 
+def _time_query(engine: Engine) -> float:
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        usage_repo.report(session=session, by="project")
+    return time.perf_counter() - t0
+
+
 def run(db_url: str, records: int, days: int, runs: int, home: Path) -> dict[str, Any]:
     """Build the database at ``db_url`` (empty, migrated here) and time the report."""
     engine = open_store(db_url)
@@ -146,10 +161,13 @@ def run(db_url: str, records: int, days: int, runs: int, home: Path) -> dict[str
         rebuild_s, _ = _tollkeeper(db_url, "usage", "rebuild", home=home)
         with engine.connect() as conn:
             cells = conn.execute(select(func.count()).select_from(rollups.HOURLY)).scalar()
-        times, stdout = [], ""
+        times, cpu, stdout = [], [], ""
         for _ in range(runs):
+            cpu0 = _children_cpu_s()
             elapsed, stdout = _tollkeeper(db_url, "usage", "--by", "project", home=home)
             times.append(elapsed)
+            cpu.append(_children_cpu_s() - cpu0)
+        query = [_time_query(engine) for _ in range(runs)]
         _, as_json = _tollkeeper(db_url, "usage", "--by", "project", "--json", home=home)
         reported = {r["project"]: r["requests"] for r in json.loads(as_json)}
         correct = reported == _raw_requests_by_project(engine)
@@ -164,6 +182,8 @@ def run(db_url: str, records: int, days: int, runs: int, home: Path) -> dict[str
         "report_runs_s": [round(t, 3) for t in times],
         "report_min_s": round(min(times), 3),
         "report_median_s": round(statistics.median(times), 3),
+        "report_cpu_min_s": round(min(cpu), 3),  # user + sys: what a loaded machine hides
+        "query_min_s": round(min(query), 3),  # usage_repo.report alone, in this process
         "report_matches_raw_records": correct,
         "table": stdout,
     }
