@@ -62,7 +62,7 @@ def generate_sql(dialect: str, n: int, days: int) -> str:
     """One INSERT ... SELECT that writes ``n`` records over ``days`` days, from ``i`` = 1..n."""
     step = days * 86400 / n
     if dialect == "postgresql":
-        series = f"generate_series(1, {n}) AS s(i)"
+        series = f"generate_series(1::bigint, {n}) AS s(i)"
         created = f"to_timestamp({START_EPOCH} + i * {step})"
     else:
         count = f"SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}"  # noqa: S608

@@ -53,8 +53,9 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow
     fresh = [r for r in records if r.request_id not in existing]
     if fresh:
         session.execute(insert(USAGE_TABLE), [as_dict(r) for r in fresh])
-        rollups.add(session, fresh)
     settle(session, fresh)
+    # after the spend counters, as usage reprice does: one lock order, no deadlock
+    rollups.add(session, fresh)
     session.commit()
     return len(fresh)
 
