@@ -62,8 +62,17 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow
 
 # --- the report: hourly rollups, plus raw records for the partial hours at its edges -------
 
-# --by values read from the rollups; any other grouping is summed from the raw records
-ROLLUP_GROUPS = frozenset(GROUPS)
+# --by value -> the record column it groups by ("day" is computed from the time)
+GROUP_COLUMNS = {
+    "project": "project",
+    "key": "virtual_key_id",
+    "model": "model",
+    "provider": "provider",
+}
+# --by values the rollups answer; any other grouping is summed from the raw records
+ROLLUP_GROUPS = frozenset(
+    {"day", *(by for by, c in GROUP_COLUMNS.items() if c in rollups.DIMENSION_NAMES)}
+)
 Span = tuple[datetime | None, datetime | None]  # [since, until); None = open
 
 
@@ -78,8 +87,8 @@ def _group_column(session: Session, by: str, table: Table) -> ColumnElement[Any]
         if session.get_bind().dialect.name == "postgresql":
             return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD")
         return func.substr(cast(moment, String), 1, 10)
-    if by in GROUPS:
-        return _dim(table, "virtual_key_id" if by == "key" else GROUPS[by])
+    if by in GROUP_COLUMNS:
+        return _dim(table, GROUP_COLUMNS[by])
     raise ValueError(f"cannot group by {by!r}; use one of {', '.join(GROUPS)}")
 
 
