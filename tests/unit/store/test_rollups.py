@@ -305,3 +305,40 @@ def test_parallel_writers_on_postgresql_lose_no_increment(postgres_url: str) -> 
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_a_rebuild_while_a_writer_writes_counts_every_record_once(db_url: str) -> None:
+    engines = [open_store(db_url), open_store(db_url)]
+    stop = threading.Event()
+    written: list[int] = []
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with Session(engines[0]) as s:
+                n = 0
+                while not stop.is_set() or n < 20:  # at least 20 batches, also after the rebuilds
+                    when = T0 + timedelta(minutes=(n * 7) % 300)
+                    batch = [rec(created_at=when, model=f"w{n % 5}")]  # new rollup rows too
+                    usage_repo.insert_records(session=s, records=batch)
+                    n += 1
+                written.append(n)
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    try:
+        with Session(engines[1]) as s:
+            insert(s, spread(40))
+            writer = threading.Thread(target=write)
+            writer.start()
+            for _ in range(3):
+                retention.rebuild(session=s, actor="t")
+            stop.set()
+            writer.join()
+            assert failures == []
+            assert retention.mismatched_hours(s) == []
+            total = s.execute(select(func.sum(rollups.HOURLY.c.requests))).scalar()
+            assert total == 40 + written[0]
+    finally:
+        for e in engines:
+            e.dispose()
