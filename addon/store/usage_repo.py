@@ -97,11 +97,7 @@ def _ceil_hour(moment: datetime) -> datetime:
     return start if start == moment else start + timedelta(hours=1)
 
 
-def _spans(
-    since: datetime | None, until: datetime | None
-) -> tuple[
-    tuple[datetime | None, datetime | None] | None, list[tuple[datetime | None, datetime | None]]
-]:
+def _spans(since: datetime | None, until: datetime | None) -> tuple[Span | None, list[Span]]:
     """The whole hours of [since, until) the rollups answer, and the partial spans left to
     the raw records (at most one before and one after the whole hours)."""
     lo = _ceil_hour(since) if since is not None else None
