@@ -79,8 +79,13 @@ def rebuild(app: App, since: datetime | None, until: datetime | None, as_json: b
     if since is not None and until is not None and since >= until:
         raise UserError("--since must be before --until")
     with app.session() as session:
-        summary = retention.rebuild(session=session, actor=app.actor, since=since, until=until)
+        s = retention.rebuild(session=session, actor=app.actor, since=since, until=until)
     if as_json:
-        print_json({"hours": summary.hours, "records": summary.records})
-    else:
-        note(f"Rebuilt the rollups of {summary.hours:,} hours from {summary.records:,} records.")
+        print_json({"hours": s.hours, "records": s.records, "kept_hours": s.kept_hours})
+        return
+    note(f"Rebuilt the rollups of {s.hours:,} hours from {s.records:,} records.")
+    if s.kept_hours:
+        note(
+            f"Kept {s.kept_hours:,} hours as they were: they have no raw records left"
+            " (pruned), so they cannot be rebuilt."
+        )

@@ -34,6 +34,7 @@ PRUNE_BATCH = 10_000
 class RebuildSummary:
     hours: int  # hours recomputed (those with raw records)
     records: int  # raw records summed
+    kept_hours: int  # hours in range with rollups but no raw records (pruned): left as they were
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -115,7 +116,9 @@ def rebuild(
     except BaseException:
         session.rollback()
         raise
+    kept = _rollup_hours(session, lo, hi) - n_hours
     details = {"since": _iso(lo), "until": _iso(hi), "hours": n_hours, "records": n_records}
+    details["kept_hours"] = kept
     target = f"usage rollups {_iso(lo) or 'start'} .. {_iso(hi) or 'now'}"
     record_event(
         session=session,
@@ -125,7 +128,16 @@ def rebuild(
         details={k: v for k, v in details.items() if v is not None},
     )
     session.commit()
-    return RebuildSummary(hours=n_hours, records=n_records)
+    return RebuildSummary(hours=n_hours, records=n_records, kept_hours=kept)
+
+
+def _rollup_hours(session: Session, lo: datetime | None, hi: datetime | None) -> int:
+    stmt = select(func.count(HOURLY.c.hour.distinct()))
+    if lo is not None:
+        stmt = stmt.where(HOURLY.c.hour >= lo)
+    if hi is not None:
+        stmt = stmt.where(HOURLY.c.hour < hi)
+    return int(session.execute(stmt).scalar() or 0)
 
 
 def mismatched_hours(

@@ -84,11 +84,22 @@ def test_rebuild_builds_rollups_for_imported_records(ok, store):
         s.commit()
     assert json.loads(ok("usage", "--json").stdout) == []  # reports read the rollups
     out = json.loads(ok("usage", "rebuild", "--json").stdout)
-    assert out == {"hours": 12, "records": 12}
+    assert out == {"hours": 12, "records": 12, "kept_hours": 0}
     items = {i["project"]: i["requests"] for i in json.loads(ok("usage", "--json").stdout)}
     assert items == {"alpha": 6, "beta": 6}
     with Session(store) as s:
         assert retention.mismatched_hours(s) == []
+
+
+def test_rebuild_says_which_hours_it_cannot_rebuild(ok, store):
+    with Session(store) as s:
+        insert_records(session=s, records=_records(10))
+    ok("usage", "prune", "--before", "2025-01-01T12:00:00Z", "--yes")  # 3 hours pruned
+    before = _report(ok)
+    out = ok("usage", "rebuild")
+    assert "Rebuilt the rollups of 7 hours from 7 records." in out.stderr
+    assert "Kept 3 hours as they were" in out.stderr and "pruned" in out.stderr
+    assert _report(ok) == before
 
 
 def test_rebuild_rejects_an_empty_range(tk, one_line_error):
