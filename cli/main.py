@@ -19,6 +19,7 @@ from cli import (
     serve,
     usage,
     usage_log,
+    usage_rollups,
 )
 from cli.context import App, UserError, translate
 
@@ -96,6 +97,8 @@ providers.providers.add_command(providers_health.enable)
 providers.providers.add_command(providers_health.test_)
 cli.add_command(usage.usage)
 usage.usage.add_command(usage_log.log)
+usage.usage.add_command(usage_rollups.prune)
+usage.usage.add_command(usage_rollups.rebuild)
 cli.add_command(audit.audit)
 cli.add_command(prices.prices)
 cli.add_command(serve.serve)

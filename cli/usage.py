@@ -139,6 +139,10 @@ def usage(
     request with tags a,b counts fully under a and under b, so the tag rows add up to more
     than the total. Requests without a user or tags are the "(none)" row (null in JSON).
 
+    The report reads hourly rollups (UTC hours) that the gateway keeps with the records; a
+    --since or --until inside an hour is still exact, that partial hour being summed from
+    the raw records (after 'usage prune', a partial hour before the cutoff counts nothing).
+
     After a price change, 'tollkeeper usage reprice' recomputes the stored costs.
     """
     if ctx.invoked_subcommand is not None:

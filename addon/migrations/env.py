@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from addon.store import models  # noqa: F401  (registers the tables)
+from addon.store import models, rollups  # noqa: F401  (registers the tables)
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -11,10 +11,10 @@ image, transcription and speech records (priced by ``addon.pricing.charge.media_
 
 Work goes in batches of records (keyset by id), one short transaction each: the batch's rows
 are locked (PostgreSQL ``FOR UPDATE``; SQLite's write lock), their costs updated, and every
-affected ``KeyDailySpend`` row of a key and UTC day moved by the same delta, in that same
-transaction — so budget counters change by exactly what their records' costs change, and
-two runs at once cannot both apply a delta. Running it again with the same prices changes
-nothing.
+affected ``KeyDailySpend`` row of a key and UTC day, and every hourly rollup of the records
+(``addon.store.rollups``), moved by the same delta, in that same transaction — so budget
+counters and reports change by exactly what their records' costs change, and two runs at
+once cannot both apply a delta. Running it again with the same prices changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import fnmatch
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, Table, bindparam, delete, func, update
@@ -32,6 +33,7 @@ from sqlmodel import Session, col, select
 from addon.limits import day_key
 from addon.pricing.cost import format_usd
 from addon.pricing.table import PriceBook
+from addon.store import rollups
 from addon.store.audit_repo import record_event
 from addon.store.models import KeyDailySpend, UsageRecord
 from addon.store.record_cost import current_cost
@@ -52,6 +54,9 @@ _COLUMNS = (
     "reasoning_tokens",
     "cost_picousd",
     "extras_json",
+    "estimated",
+    "error_kind",
+    *rollups.DIMENSION_NAMES,
 )
 
 
@@ -158,6 +163,7 @@ def reprice(
                 session.rollback()
             else:
                 _apply(session, changes, deltas)
+                _move_rollups(session, rows, changes)
                 session.commit()
     except BaseException:
         session.rollback()
@@ -187,6 +193,14 @@ def _apply(
     for (key_id, day), delta in sorted(deltas.items()):
         if delta:
             _add_spend(session, key_id, day, delta)
+
+
+def _move_rollups(session: Session, rows: list[Row[Any]], changes: list[dict[str, int]]) -> None:
+    """Move the hourly rollups by what the batch's cost changes move its records' sums."""
+    costs = {c["b_id"]: c["b_cost"] for c in changes}
+    old = [r for r in rows if r.id in costs]
+    new = [SimpleNamespace(**{**r._mapping, "cost_picousd": costs[r.id]}) for r in old]
+    rollups.replace(session, old, new)
 
 
 def _batch(

@@ -1,15 +1,25 @@
-"""Usage records: idempotent batch inserts and grouped reports."""
+"""Usage records: idempotent batch inserts (with their hourly rollups) and grouped reports."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-from typing import cast as typing_cast
 
-from sqlalchemy import ColumnElement, Select, String, Table, cast, func, insert
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    cast,
+    func,
+    insert,
+    union_all,
+)
 from sqlmodel import Session, col, select
 
+from addon.store import rollups
 from addon.store.limits_repo import settle
 from addon.store.models import UsageRecord
 from addon.store.rows import UsageRow, as_dict
@@ -23,18 +33,13 @@ GROUPS = {
     "provider": "provider",
     "day": "day",
 }
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+TOKEN_FIELDS = rollups.TOKEN_FIELDS
 
 
 def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow]) -> int:
     """Insert records whose request_id is not stored yet (spool replays are safe), and
-    settle them into the budget and rate counters in the same transaction.
+    settle them into the budget and rate counters and add them to the hourly rollups, all in
+    the same transaction.
 
     A Core executemany insert: several times cheaper than the ORM unit of work, which
     matters because the writer thread shares the GIL with the proxy's event loop.
@@ -49,24 +54,80 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow
     if fresh:
         session.execute(insert(USAGE_TABLE), [as_dict(r) for r in fresh])
     settle(session, fresh)
+    # after the spend counters, as usage reprice does: one lock order, no deadlock
+    rollups.add(session, fresh)
     session.commit()
     return len(fresh)
 
 
-def _group_column(session: Session, by: str) -> ColumnElement[Any]:
-    if by == "project":
-        return typing_cast(ColumnElement[Any], col(UsageRecord.project))
-    if by == "key":
-        return typing_cast(ColumnElement[Any], col(UsageRecord.virtual_key_id))
-    if by == "model":
-        return typing_cast(ColumnElement[Any], col(UsageRecord.model))
-    if by == "provider":
-        return typing_cast(ColumnElement[Any], col(UsageRecord.provider))
+# --- the report: hourly rollups, plus raw records for the partial hours at its edges -------
+
+# --by value -> the record column it groups by ("day" is computed from the time)
+GROUP_COLUMNS = {
+    "project": "project",
+    "key": "virtual_key_id",
+    "model": "model",
+    "provider": "provider",
+}
+# --by values the rollups answer; any other grouping is summed from the raw records
+ROLLUP_GROUPS = frozenset(
+    {"day", *(by for by, c in GROUP_COLUMNS.items() if c in rollups.DIMENSION_NAMES)}
+)
+Span = tuple[datetime | None, datetime | None]  # [since, until); None = open
+
+
+def _dim(table: Table, name: str) -> ColumnElement[Any]:
+    return rollups.dimension(name) if table is rollups.HOURLY else table.c[name]
+
+
+def _group_column(session: Session, by: str, table: Table) -> ColumnElement[Any]:
+    """The --by value of a raw record (``table`` is the raw table) or of a rollup row."""
     if by == "day":
+        moment = table.c.hour if table is rollups.HOURLY else table.c.created_at
         if session.get_bind().dialect.name == "postgresql":
-            return func.to_char(func.timezone("UTC", col(UsageRecord.created_at)), "YYYY-MM-DD")
-        return func.substr(cast(col(UsageRecord.created_at), String), 1, 10)
+            return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD")
+        return func.substr(cast(moment, String), 1, 10)
+    if by in GROUP_COLUMNS:
+        return _dim(table, GROUP_COLUMNS[by])
     raise ValueError(f"cannot group by {by!r}; use one of {', '.join(GROUPS)}")
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    start = rollups.hour_of(moment)
+    return start if start == moment else start + timedelta(hours=1)
+
+
+def _spans(since: datetime | None, until: datetime | None) -> tuple[Span | None, list[Span]]:
+    """The whole hours of [since, until) the rollups answer, and the partial spans left to
+    the raw records (at most one before and one after the whole hours)."""
+    lo = _ceil_hour(since) if since is not None else None
+    hi = rollups.hour_of(until) if until is not None else None
+    if lo is not None and hi is not None and lo >= hi:
+        return None, [(since, until)]
+    raw: list[Span] = []
+    if since is not None and lo is not None and since < lo:
+        raw.append((since, lo))
+    if until is not None and hi is not None and hi < until:
+        raw.append((hi, until))
+    return (lo, hi), raw
+
+
+def _part(session: Session, by: str, table: Table, span: Span, project: str | None) -> Select[Any]:
+    """Per group value, the measures of the rollup rows (or raw records) in ``span``."""
+    if table is rollups.HOURLY:
+        moment, project_col = table.c.hour, rollups.dimension("project")
+        measures: list[ColumnElement[Any]] = [table.c[m] for m in rollups.MEASURE_NAMES]
+    else:
+        moment, project_col, measures = table.c.created_at, table.c.project, rollups.raw_measures()
+    stmt: Select[Any] = select(_group_column(session, by, table).label("grp"), *measures)
+    lo, hi = span
+    if lo is not None:
+        stmt = stmt.where(moment >= lo)
+    if hi is not None:
+        stmt = stmt.where(moment < hi)
+    if project is not None:
+        stmt = stmt.where(project_col == project)
+    return stmt
 
 
 def report(
@@ -81,15 +142,26 @@ def report(
 
     ``cost_picousd`` sums priced requests only; ``unpriced_requests`` and the ``unpriced_*``
     token sums say how much usage has no known price (never counted as $0).
+
+    Whole UTC hours come from the rollups (``addon.store.rollups``); a ``since`` or ``until``
+    inside an hour is exact, that partial hour being summed from the raw records (so a
+    partial hour whose raw records were pruned counts nothing).
     """
-    group = _group_column(session, by).label("grp")
-    stmt = select(group, *aggregate_columns()).group_by(group).order_by(group)
-    stmt = within(stmt, since=since, until=until, project=project)
-    rows = session.exec(stmt).all()
+    _group_column(session, by, USAGE_TABLE)  # an unknown grouping fails before any query
+    if by in ROLLUP_GROUPS:
+        whole, partial = _spans(since, until)
+    else:
+        whole, partial = None, [(since, until)]
+    parts = [_part(session, by, USAGE_TABLE, span, project) for span in partial]
+    if whole is not None:
+        parts.append(_part(session, by, rollups.HOURLY, whole, project))
+    u = union_all(*parts).subquery()
+    sums = [cast(func.sum(u.c[m]), BigInteger).label(m) for m in rollups.MEASURE_NAMES]
+    rows = session.execute(select(u.c.grp, *sums).group_by(u.c.grp).order_by(u.c.grp)).all()
     out = []
     for row in rows:
         d = dict(row._mapping)
-        d[GROUPS[by]] = d.pop("grp")
+        d[GROUPS.get(by, by)] = d.pop("grp")
         out.append(d)
     return out
 
