@@ -1,58 +1,63 @@
-"""Two real ``tollkeeper`` processes changing keys at the same time, on SQLite and PostgreSQL."""
+"""Two processes changing keys with ``tollkeeper`` commands at the same time, on SQLite and
+PostgreSQL. Each process runs its commands one after another (tests/cli/concurrent_cli.py), each
+command with its own engine as a fresh ``tollkeeper`` would; a process per command only added
+interpreter starts (the console script itself is run by test_cli_main.py)."""
 
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlmodel import Session
 
 from addon.store.audit_repo import list_events
 from addon.store.keys_repo import list_keys
 
-TOLLKEEPER_BIN = Path(sys.executable).parent / "tollkeeper"
+WORKER = Path(__file__).with_name("concurrent_cli.py")
 ROUNDS = 10
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TOLLKEEPER_BIN), *args],
-        capture_output=True,
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _start(name: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), name, str(ROUNDS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=120,
-        check=False,
     )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n", proc.communicate(timeout=60)
+    return proc
 
 
-def _worker(name: str, env: dict[str, str], start: threading.Barrier, out: list) -> None:
-    start.wait()
-    for _ in range(ROUNDS):
-        created = _run(env, "--actor", name, "keys", "create", "--project", name, "--json")
-        out.append(("create", name, created))
-        if created.returncode != 0:
-            continue
-        key_id = json.loads(created.stdout)["id"]
-        out.append(("revoke", name, _run(env, "--actor", name, "keys", "revoke", key_id)))
+def _results(name: str, proc: subprocess.Popen[str]) -> list[tuple[str, str, Result]]:
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    return [(r["op"], name, Result(r["code"], r["stdout"], r["stderr"])) for r in lines]
 
 
 def test_two_processes_create_and_revoke_at_the_same_time(db_url, tk_home, store):
     env = {**os.environ, "TOLLKEEPER_HOME": str(tk_home), "TOLLKEEPER_DB": db_url}
     for name in ("TOLLKEEPER_ACTOR", "TOLLKEEPER_DEBUG"):
         env.pop(name, None)
-    start = threading.Barrier(2)
-    results: list = []
-    threads = [
-        threading.Thread(target=_worker, args=(name, env, start, results))
-        for name in ("worker-a", "worker-b")
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    names = ("worker-a", "worker-b")
+    procs = [_start(name, env) for name in names]  # both imported: they start together
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [r for name, proc in zip(names, procs, strict=True) for r in _results(name, proc)]
 
     failures = [(op, r.stderr) for op, _, r in results if r.returncode != 0]
     for _, stderr in failures:  # a failure must at least be clean

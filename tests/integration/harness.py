@@ -17,9 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ADDON = ROOT / "addon" / "gateway.py"
+# Generous: on a loaded machine (xdist workers, other test runs) mitmdump and the addon's
+# imports alone can take half a minute; a gateway that starts sooner is used at once.
+START_TIMEOUT_S = 90.0
 
 
 def free_port() -> int:
@@ -144,6 +151,30 @@ class GatewayProcess:
     def reverse_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.reverse_ports[name]}"
 
+    def admin_get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.admin_url + path, timeout=20, trust_env=False, **kw)
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of the first sample of ``/metrics`` named ``name`` with these labels."""
+        for sample in self._samples(name):
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+        return None
+
+    def real_key_state(self, provider: str, label: str) -> str | None:
+        """The gateway's own view of a real key: healthy, cooling, half_open or disabled;
+        None while its key snapshot does not have the key yet. Tests wait on this instead of
+        sleeping for a refresh interval."""
+        for sample in self._samples("tollkeeper_real_key_healthy"):
+            if (sample.labels["provider"], sample.labels["label"]) == (provider, label):
+                return str(sample.labels["state"])
+        return None
+
+    def _samples(self, name: str) -> list[Sample]:
+        text = self.admin_get("/metrics").text
+        families = text_string_to_metric_families(text)
+        return [s for family in families for s in family.samples if s.name == name]
+
     def start(self) -> GatewayProcess:
         """Start mitmdump; when another process took one of its ports between ``free_port``
         and the bind (other test runs share the machine), try again with new ports. The ports
@@ -178,9 +209,9 @@ class GatewayProcess:
                 env={**base_env(self.home, self.db_url), **self.env},
                 cwd=self.workdir,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         admin = [] if self._own_admin else [self.admin_port]
-        ports = [self.port, *admin, *self.reverse_ports.values()]
+        waiting = {self.port, *admin, *self.reverse_ports.values()}
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = self.log()
@@ -188,7 +219,10 @@ class GatewayProcess:
                     self.log_path.unlink()
                     raise PortTaken(log)
                 raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{log}")
-            if all(_accepts(p) for p in ports) and Path(self.ca_cert).exists():
+            # a listener that accepted once is not probed again: each probe is a connection
+            # the starting mitmdump has to serve and log
+            waiting = {p for p in waiting if not _accepts(p)}
+            if not waiting and Path(self.ca_cert).exists():
                 return self
             time.sleep(0.05)
         self.stop()

@@ -10,21 +10,15 @@ import openai
 import pytest
 from fakes import payloads
 from integration.conftest import OPENAI_REAL, Stack, build_stack
-from integration.harness import free_port, wait_for
-from prometheus_client.parser import text_string_to_metric_families
+from integration.harness import START_TIMEOUT_S, free_port, wait_for
 
 
 def get(stack: Stack, path: str, **kw: object) -> httpx.Response:
-    return httpx.get(stack.gateway.admin_url + path, timeout=5, trust_env=False, **kw)
+    return stack.gateway.admin_get(path, **kw)
 
 
 def metric(stack: Stack, name: str, **labels: str) -> float | None:
-    text = get(stack, "/metrics").text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return None
+    return stack.gateway.metric(name, **labels)
 
 
 def test_health_readiness_and_metrics_after_traffic(stack: Stack, monkeypatch) -> None:
@@ -88,7 +82,7 @@ def test_beyond_loopback_every_page_needs_the_token(tmp_path: Path) -> None:
             except httpx.ConnectError:
                 return None
 
-        assert wait_for(healthz) == 401
+        assert wait_for(healthz, timeout=START_TIMEOUT_S) == 401  # its admin is not awaited
         token = (tmp_path / "home" / "admin.token").read_text().strip()
         bad = {"authorization": "Bearer nope"}
         assert httpx.get(url + "/metrics", headers=bad, trust_env=False).status_code == 401

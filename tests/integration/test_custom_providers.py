@@ -3,8 +3,6 @@ OpenAI-compatible server) is metered like a built-in one."""
 
 from __future__ import annotations
 
-import time
-
 import openai
 from fakes import payloads
 from integration.conftest import Stack
@@ -32,7 +30,8 @@ def test_a_defined_provider_is_metered_through_the_proxy(stack: Stack, monkeypat
             return False
         return True
 
-    time.sleep(0.6)  # definitions are re-read every 200 ms in tests
+    # the refresh that brings the key has brought the definition made before it
+    assert wait_for(lambda: stack.gateway.real_key_state("vllm", "gpu") == "healthy")
     assert served()
     (req,) = stack.upstream.requests
     assert req.headers["authorization"] == f"Bearer {LOCAL_REAL}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 
 import anthropic
 import openai
@@ -133,13 +132,19 @@ COMPATIBLE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(COMPATIBLE))
-def test_openai_compatible_providers(stack: Stack, monkeypatch, name: str):
-    base, model = COMPATIBLE[name]
+def _compatible_key(stack: Stack, name: str) -> str:
+    """The real key of ``name``, added once per gateway; returns when the gateway has it."""
     real = f"sk-{name}-REAL-000000000000000000000001"
     if not any(p["provider"] == name for p in stack.cli.json("providers", "list", "--json")):
         stack.cli.add_provider(name, real, stack.upstream.base_url + "/v1")
-        time.sleep(0.4)
+    assert wait_for(lambda: stack.gateway.real_key_state(name, "main") == "healthy")
+    return real
+
+
+@pytest.mark.parametrize("name", sorted(COMPATIBLE))
+def test_openai_compatible_providers(stack: Stack, monkeypatch, name: str):
+    base, model = COMPATIBLE[name]
+    real = _compatible_key(stack, name)
     client = stack.openai_forward(stack.cli.new_key(f"compat-{name}")["key"], monkeypatch)
     client = client.with_options(base_url=base)
     client.chat.completions.create(model=model, messages=MESSAGES)
@@ -188,10 +193,7 @@ def test_responses_error_event_is_recorded(stack: Stack, monkeypatch):
 @pytest.mark.parametrize("name", sorted(COMPATIBLE))
 def test_openai_compatible_aborted_stream_and_error(stack: Stack, monkeypatch, name: str):
     base, model = COMPATIBLE[name]
-    real = f"sk-{name}-REAL-000000000000000000000001"
-    if not any(p["provider"] == name for p in stack.cli.json("providers", "list", "--json")):
-        stack.cli.add_provider(name, real, stack.upstream.base_url + "/v1")
-        time.sleep(0.4)
+    _compatible_key(stack, name)
     project = f"compat-fail-{name}"
     client = stack.openai_forward(stack.cli.new_key(project)["key"], monkeypatch)
     client = client.with_options(base_url=base)

@@ -253,9 +253,11 @@ def test_the_thread_refreshes_on_its_interval(engine: Engine, cache: KeyCache) -
 
 def test_stop_ends_the_refreshes(engine: Engine, cache: KeyCache) -> None:
     cache.start()
+    thread = cache._thread
+    assert thread is not None and thread.is_alive()
     cache.stop()
+    assert not thread.is_alive()  # joined: nothing refreshes any more
     key_id, _ = create_key(engine)
-    time.sleep(0.3)  # six intervals
     assert key_id not in cache.keys
 
 

@@ -54,10 +54,15 @@ class SpySpool(Spool):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.spooled: list[str] = []
+        self.reads = 0  # each replay of the spool reads it first
 
     def append(self, records: list[UsageRecord]) -> None:
         self.spooled += [r.request_id for r in records]
         super().append(records)
+
+    def read(self) -> list[UsageRecord]:
+        self.reads += 1
+        return super().read()
 
 
 @pytest.fixture
@@ -421,7 +426,8 @@ def test_postgresql_outage_loses_nothing(
         for i in range(5, 12):
             w.submit(draft(i))
         wait_for(lambda: len(spool.spooled) == 7)
-        time.sleep(0.3)  # several failed replays
+        replays = spool.reads
+        wait_for(lambda: spool.reads >= replays + 2)  # several failed replays
         assert w.written == 5
         r.up()
         wait_for(lambda: w.written == 12 and not spool.pending())
@@ -446,7 +452,7 @@ def test_a_record_postgresql_rejects_does_not_block_all_later_usage(
     try:
         w.submit(draft(0, provider_request_id="x" * 300))  # from an upstream's header
         w.submit(draft(1))
-        time.sleep(0.3)
+        wait_for(lambda: "req-00001" in stored_ids(engine))  # past the rejected record
         w.submit(draft(2))
     finally:
         w.stop()
