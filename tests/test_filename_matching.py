@@ -25,6 +25,7 @@ NOT_MODULES = ("addon/migrations/versions",)  # Alembic revisions, checked by te
 
 # module path -> why it has no test_<module>.py. Keep it sorted; one line each.
 WITHOUT_TEST_FILE: dict[str, str] = {
+    "addon/dashboard/tables.py": "the dashboard's HTML tables; tests/unit/dashboard/test_page.py",
     "addon/flowstate.py": "per-flow table; driven through the hooks in tests/addon",
     "addon/flowtools.py": "flow helpers of the hooks; driven through tests/addon",
     "addon/gateway.py": "the mitmdump entry script; every test in tests/integration loads it",
@@ -32,6 +33,7 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/journal.py": "the writer's journal; tests/unit/test_writer_faults.py",
     "addon/metering/usage.py": "the Usage value type; used by every test in tests/unit/metering",
     "addon/migrations/env.py": "Alembic's env script; run by tests/unit/store/test_migrations.py",
+    "addon/moments.py": "--since/--until parsing; tests/cli/test_cli_parse.py",
     "addon/options.py": "mitmproxy options; tests/addon (configure) and tests/integration",
     "addon/pricing/charge.py": "media charges; tests/unit/pricing/test_media.py",
     "addon/pricing/price.py": "the Price value type; tests/unit/pricing/test_cost.py, test_table",
@@ -40,13 +42,15 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/response_side.py": "response hooks; tests/addon/test_hooks*.py",
     "addon/runtime.py": "the addon's running state; tests/addon and tests/integration",
     "addon/settings.py": "environment settings; tests/cli/test_cli_context.py, tests/conftest.py",
+    "addon/store/alerts_repo.py": "alert claims; tests/unit/test_alert_watcher.py (both databases)",
     "addon/store/audit_repo.py": "audit events; tests/unit/store/test_keys_repo.py, tests/cli",
     "addon/store/changes.py": "change stamps; tests/unit/test_keycache.py (refresh)",
     "addon/store/custom_providers_repo.py": "tests/cli/test_cli_provider_definitions.py",
     "addon/store/errors.py": "store errors; tests/unit/store/test_keys_repo.py, test_realkeys_repo",
     "addon/store/models.py": "the tables; every test in tests/unit/store",
     "addon/store/record_cost.py": "cost of a stored record; tests/unit/store/test_reprice.py",
-    "addon/store/rows.py": "the row shape; tests/unit/store/test_fit.py, tests/unit/test_metrics",
+    "addon/store/report_repo.py": "dashboard queries; tests/unit/dashboard/test_data.py",
+    "addon/store/retention.py": "prune and rebuild; tests/unit/store/test_rollups.py, tests/cli",
     "addon/writer_replay.py": "spool replay of the writer; tests/unit/test_writer*.py",
     "cli/key_test.py": "`keys test`; tests/cli/test_cli_keys.py",
 }
