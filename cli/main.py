@@ -8,8 +8,8 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import audit, client_env, keys, prices, providers, providers_health, serve, usage
 from cli.context import App, UserError, translate
+from cli.lazy import LazyCommands, Spec
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -79,15 +79,25 @@ def cli(ctx: click.Context, home: str | None, db: str | None, actor: str | None)
     ctx.call_on_close(app.close)
 
 
-cli.add_command(keys.keys)
-cli.add_command(providers.providers)
-providers.providers.add_command(providers_health.enable)
-providers.providers.add_command(providers_health.test_)
-cli.add_command(usage.usage)
-cli.add_command(audit.audit)
-cli.add_command(prices.prices)
-cli.add_command(serve.serve)
-cli.add_command(client_env.client_env)
+def _providers() -> click.Command:
+    from cli import providers, providers_health
+
+    providers.providers.add_command(providers_health.enable)
+    providers.providers.add_command(providers_health.test_)
+    return providers.providers
+
+
+# Every command, imported only when it runs (cli/lazy.py): add one line "name": "module:attr".
+COMMANDS: dict[str, Spec] = {
+    "keys": "cli.keys:keys",
+    "providers": _providers,
+    "usage": "cli.usage:usage",
+    "audit": "cli.audit:audit",
+    "prices": "cli.prices:prices",
+    "serve": "cli.serve:serve",
+    "client-env": "cli.client_env:client_env",
+}
+cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:
