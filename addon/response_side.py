@@ -4,6 +4,7 @@ real-key health, and hand exactly one usage record per request to the writer."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from mitmproxy import http
@@ -131,6 +132,7 @@ class ResponseSide:
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
             self._submit(state, result=result, error_kind=upstream_error, flow=flow)
             self._annotate(flow, state, result)
+            self._observe_overhead(flow, state)
         except Exception:
             log.exception("tollkeeper: fault while recording a response")
             self._submit(
@@ -183,6 +185,17 @@ class ResponseSide:
         result.extras["client_closed_after_end"] = True
         self._submit(state, result=result, flow=flow)
         self._annotate(flow, state, result)
+
+    def _observe_overhead(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """Gateway overhead: the request's time in the proxy (from its first byte until now,
+        its answer in hand) minus the upstream's (from leaving until its answer ended)."""
+        sent, resp = state.forwarded_at, flow.response
+        if self.runtime is None or sent is None or resp is None:
+            return
+        now = time.time()
+        upstream = (resp.timestamp_end or now) - sent
+        total = now - flow.request.timestamp_start
+        self.runtime.metrics.observe_overhead(state.provider.name, total - upstream)
 
     def _annotate(self, flow: http.HTTPFlow, state: FlowState, result: MeterResult) -> None:
         """The mitmweb comment of a forwarded request that got its answer."""
