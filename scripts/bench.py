@@ -116,8 +116,8 @@ class Procs:
         tail = "\n".join(log.splitlines()[-30:])
         return BenchError(f"{name}: {what}\n--- {name}.log (tail) ---\n{tail}")
 
-    def wait_listening(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
+    def wait_listening(self, name: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.running[name].poll() is not None:
                 raise self.failed(name, f"exited with {self.running[name].returncode}")
@@ -126,7 +126,7 @@ class Procs:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise self.failed(name, f"not listening on {port} after {START_TIMEOUT_S:.0f} s")
+        raise self.failed(name, f"not listening on {port} after {timeout_s:.0f} s")
 
     def read_port(self, name: str) -> int:
         """The port from the fake's first line, "listening on PORT"."""
@@ -222,7 +222,7 @@ def start_stack(procs: Procs, workdir: Path, opts: argparse.Namespace | None = N
         procs.start("litellm", argv, child_env())
     for name in ports:
         if name != "direct":
-            procs.wait_listening(name, ports[name])
+            procs.wait_listening(name, ports[name], 180.0 if name == "litellm" else START_TIMEOUT_S)
             stack.pids[name] = procs.running[name].pid
     return stack
 
