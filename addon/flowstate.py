@@ -35,6 +35,7 @@ class FlowState:
     meter: StreamMeter | None = None
     rejected: GatewayError | None = None
     forwarded: bool = False
+    forwarded_at: float | None = None  # time.time() when the request left for the upstream
     timed_out: bool = False
     ttfb_ms: int | None = None
     upstream: tuple[str, int] | None = None

@@ -4,7 +4,10 @@ Names follow the OpenTelemetry GenAI semantic conventions where one fits —
 ``gen_ai_client_token_usage`` (tokens per request by ``gen_ai_token_type`` input/output),
 ``gen_ai_client_operation_duration_seconds`` and ``gen_ai_server_time_to_first_token_seconds``
 — and use ``tollkeeper_*`` for the rest. Every request that reached the gateway is observed
-once, from its finished usage record (estimates and cost included), in the writer thread.
+once, from its finished usage record (estimates and cost included), in the writer thread;
+the gateway's own overhead (``tollkeeper_gateway_overhead_seconds``: the request's time in
+the proxy minus the time the upstream took) is observed by the response hook, which knows
+when the request left for the upstream.
 
 No label carries a secret: the labels are provider, model, status, project, token type,
 rejection code and real-key label. A hostile upstream could invent model names without end,
@@ -16,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,6 +31,7 @@ from addon.store.rows import UsageRow
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_LABEL_VALUES = 500
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 81.92)
 PICOUSD_PER_USD = 10**12
 TOKEN_TYPES = ("input", "cached_input", "cache_write", "output", "reasoning")
@@ -115,19 +120,41 @@ class GatewayMetrics:
             buckets=SECONDS_BUCKETS,
             registry=r,
         )
+        self.overhead = Histogram(
+            "tollkeeper_gateway_overhead_seconds",
+            "Time a forwarded request spent in the gateway: total time minus upstream time",
+            ["provider"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         if live is not None:
             r.register(_LiveCollector(live))
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: ``labels()`` costs microseconds, and the
+        writer thread (which shares the GIL with the proxy) needs about ten per record."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_overhead(self, provider: str, seconds: float) -> None:
+        """One forwarded request's time in the gateway, upstream time excluded."""
+        self._child(self.overhead, provider).observe(max(0.0, seconds))
 
     def observe(self, draft: UsageDraft, row: UsageRow) -> None:
         """One finished request (call once per usage record)."""
         model = self._model(row.model or "unknown")
         project = self._project(row.project or "")
         status = str(row.status_code) if row.status_code is not None else "none"
-        self.requests.labels(row.provider, model, status, project).inc()
+        self._child(self.requests, row.provider, model, status, project).inc()
         if not draft.forwarded:
             if row.error_kind:
-                self.rejections.labels(row.error_kind).inc()
+                self._child(self.rejections, row.error_kind).inc()
             return
+        child, provider = self._child, row.provider
         counts = (
             row.input_tokens,
             row.cached_input_tokens,
@@ -137,17 +164,17 @@ class GatewayMetrics:
         )
         for kind, count in zip(TOKEN_TYPES, counts, strict=True):
             if count > 0:
-                self.tokens.labels(row.provider, model, project, kind).inc(count)
-        self.token_usage.labels(row.provider, model, "input").observe(max(0, row.input_tokens))
-        self.token_usage.labels(row.provider, model, "output").observe(max(0, row.output_tokens))
+                child(self.tokens, provider, model, project, kind).inc(count)
+        child(self.token_usage, provider, model, "input").observe(max(0, row.input_tokens))
+        child(self.token_usage, provider, model, "output").observe(max(0, row.output_tokens))
         if row.cost_picousd is None:
-            self.unpriced.labels(row.provider, model).inc()
+            child(self.unpriced, provider, model).inc()
         elif row.cost_picousd > 0:
-            self.cost.labels(row.provider, model, project).inc(row.cost_picousd / PICOUSD_PER_USD)
+            child(self.cost, provider, model, project).inc(row.cost_picousd / PICOUSD_PER_USD)
         if row.latency_ms is not None:
-            self.duration.labels(row.provider, model).observe(row.latency_ms / 1000)
+            child(self.duration, provider, model).observe(row.latency_ms / 1000)
         if row.streamed and row.ttfb_ms is not None:
-            self.ttft.labels(row.provider, model).observe(row.ttfb_ms / 1000)
+            child(self.ttft, provider, model).observe(row.ttfb_ms / 1000)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

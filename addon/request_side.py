@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -174,7 +175,7 @@ class RequestSide:
         try:
             self._inspect_body(flow, state)
             await self._enforce_limits(state)
-            state.forwarded = True
+            state.forwarded, state.forwarded_at = True, time.time()
         except GatewayError as e:
             self._reject(flow, state, e)
         except Exception:

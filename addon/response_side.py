@@ -4,6 +4,7 @@ real-key health, and hand exactly one usage record per request to the writer."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -133,6 +134,7 @@ class ResponseSide:
             assert resp is not None
             if state.recorded is not None:  # at the stream's end event
                 self._annotate(flow, state, state.recorded)
+                self._observe_overhead(flow, state)
                 return
             if state.meter is not None:
                 result = state.meter.result()
@@ -152,6 +154,7 @@ class ResponseSide:
             upstream_error = f"upstream_{resp.status_code}" if resp.status_code >= 400 else None
             draft = self._submit(state, result=result, error_kind=upstream_error, flow=flow)
             self._annotate(flow, state, draft)
+            self._observe_overhead(flow, state)
         except Exception:
             log.exception("tollkeeper: fault while recording a response")
             self._submit(
@@ -195,6 +198,17 @@ class ResponseSide:
             state, seen_model or state.model, seen_usage, None, pending=seen_usage is None
         )
         flow.marked = ":warning:"
+
+    def _observe_overhead(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """Gateway overhead: the request's time in the proxy (from its first byte until now,
+        its answer in hand) minus the upstream's (from leaving until its answer ended)."""
+        sent, resp = state.forwarded_at, flow.response
+        if self.runtime is None or sent is None or resp is None:
+            return
+        now = time.time()
+        upstream = (resp.timestamp_end or now) - sent
+        total = now - flow.request.timestamp_start
+        self.runtime.metrics.observe_overhead(state.provider.name, total - upstream)
 
     def _annotate(self, flow: http.HTTPFlow, state: FlowState, draft: UsageDraft | None) -> None:
         """The mitmweb comment of a forwarded request that got its answer: the cost its

@@ -17,7 +17,6 @@ from cli import keys_view
 from cli.context import App, UserError, pass_app
 from cli.output import note, print_json
 from cli.parse import DURATION, LIST, USD
-from cli.providers import check_provider, known_providers
 
 
 class LimitType(click.ParamType[int | str]):
@@ -146,6 +145,8 @@ def _policy_changes(options: dict[str, Any]) -> dict[str, Any]:
 
 def _check_providers(session: Session, changes: dict[str, Any]) -> None:
     """Allowed providers must be built in or defined with 'providers define'."""
+    from cli.providers import check_provider, known_providers  # the registry: only here
+
     known = known_providers(session)
     for name in changes.get("allowed_providers", ()):
         check_provider(name, known)

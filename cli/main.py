@@ -8,20 +8,8 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import (
-    audit,
-    client_env,
-    keys,
-    prices,
-    providers,
-    providers_health,
-    report,
-    serve,
-    usage,
-    usage_log,
-    usage_rollups,
-)
 from cli.context import App, UserError, translate
+from cli.lazy import LazyCommands, Spec
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -91,19 +79,35 @@ def cli(ctx: click.Context, home: str | None, db: str | None, actor: str | None)
     ctx.call_on_close(app.close)
 
 
-cli.add_command(keys.keys)
-cli.add_command(providers.providers)
-providers.providers.add_command(providers_health.enable)
-providers.providers.add_command(providers_health.test_)
-cli.add_command(usage.usage)
-usage.usage.add_command(usage_log.log)
-usage.usage.add_command(usage_rollups.prune)
-usage.usage.add_command(usage_rollups.rebuild)
-cli.add_command(audit.audit)
-cli.add_command(prices.prices)
-cli.add_command(serve.serve)
-cli.add_command(client_env.client_env)
-cli.add_command(report.report)
+def _providers() -> click.Command:
+    from cli import providers, providers_health
+
+    providers.providers.add_command(providers_health.enable)
+    providers.providers.add_command(providers_health.test_)
+    return providers.providers
+
+
+def _usage() -> click.Command:
+    from cli import usage, usage_log, usage_rollups
+
+    usage.usage.add_command(usage_log.log)
+    usage.usage.add_command(usage_rollups.prune)
+    usage.usage.add_command(usage_rollups.rebuild)
+    return usage.usage
+
+
+# Every command, imported only when it runs (cli/lazy.py): add one line "name": "module:attr".
+COMMANDS: dict[str, Spec] = {
+    "keys": "cli.keys:keys",
+    "providers": _providers,
+    "usage": _usage,
+    "audit": "cli.audit:audit",
+    "prices": "cli.prices:prices",
+    "serve": "cli.serve:serve",
+    "client-env": "cli.client_env:client_env",
+    "report": "cli.report:report",
+}
+cli.commands = LazyCommands(COMMANDS)
 
 
 def main() -> None:

@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_more
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -40,9 +44,12 @@ TARGETS = {  # name -> label; "bare_sse" is bare mitmdump with stream_large_bodi
     "bare": "bare mitmdump",
     "bare_sse": "bare, streaming",
     "tollkeeper": "tollkeeper",
+    "before": "tollkeeper --before",  # the same gateway from another checkout (--before)
+    "litellm": "LiteLLM proxy",  # --litellm VENV
 }
-CHAT_TARGETS = ("direct", "bare", "tollkeeper")
-STREAM_TARGETS = ("direct", "bare_sse", "tollkeeper")  # bare mitmdump would buffer the SSE
+GATEWAYS = ("tollkeeper", "before")
+CHAT_TARGETS = ("direct", "bare", "tollkeeper", "before", "litellm")
+STREAM_TARGETS = ("direct", "bare_sse", "tollkeeper", "before", "litellm")  # bare buffers SSE
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi."}]}
 REQUEST_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 30.0
@@ -109,8 +116,8 @@ class Procs:
         tail = "\n".join(log.splitlines()[-30:])
         return BenchError(f"{name}: {what}\n--- {name}.log (tail) ---\n{tail}")
 
-    def wait_listening(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
+    def wait_listening(self, name: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.running[name].poll() is not None:
                 raise self.failed(name, f"exited with {self.running[name].returncode}")
@@ -119,7 +126,7 @@ class Procs:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise self.failed(name, f"not listening on {port} after {START_TIMEOUT_S:.0f} s")
+        raise self.failed(name, f"not listening on {port} after {timeout_s:.0f} s")
 
     def read_port(self, name: str) -> int:
         """The port from the fake's first line, "listening on PORT"."""
@@ -144,9 +151,44 @@ class Stack:
     ports: dict[str, int]  # target -> listening port
     key: str  # the virtual key (the direct and bare targets accept any key)
     env: dict[str, str]  # for the tollkeeper CLI
+    pids: dict[str, int] = field(default_factory=dict)  # target -> process (not "direct")
+    keys: dict[str, str] = field(default_factory=dict)  # target -> its own virtual key
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)  # gateway -> CLI env
+
+    def key_for(self, target: str) -> str:
+        return self.keys.get(target, self.key)
 
 
-def start_stack(procs: Procs, workdir: Path) -> Stack:
+def start_gateway(
+    procs: Procs, workdir: Path, name: str, up: int, port: int, tree: Path | None
+) -> tuple[str, dict[str, str]]:
+    """A tollkeeper gateway of this checkout (tree None) or another one, with its own home
+    (SQLite), real key and virtual key."""
+    env = child_env(workdir / f"home-{name}")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    cli = bench_more.checkout_cli(tree)
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [*cli, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        )
+        if done.returncode != 0:
+            raise BenchError(f"{name}: tollkeeper {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    add = ("providers", "add", "openai", "--api-key-stdin", "--label", "main", "--base-url")
+    run(*add, f"http://{HOST}:{up}/v1", stdin="sk-bench-fake-upstream\n")
+    key = json.loads(run("keys", "create", "--project", "bench", "--json"))["key"]
+    gateway = (tree or ROOT) / "addon" / "gateway.py"
+    mode = f"reverse:https://api.openai.com@{HOST}:{port}"
+    args = [str(BIN / "mitmdump"), "-q", "--set", "connection_strategy=lazy", "-s", str(gateway)]
+    args += ["--mode", mode, "--set", f"confdir={workdir / name}-confdir"]
+    procs.start(name, args, env)
+    return key, env
+
+
+def start_stack(procs: Procs, workdir: Path, opts: argparse.Namespace | None = None) -> Stack:
     fake = ROOT / "tests" / "fakes" / "upstream.py"
     cmd = [sys.executable, str(fake), "--host", HOST, "--port", "0"]
     procs.start("upstream", cmd, child_env(), stdout=subprocess.PIPE)
@@ -167,9 +209,22 @@ def start_stack(procs: Procs, workdir: Path) -> Stack:
     tk_args = ["-s", str(ROOT / "addon" / "gateway.py"), "--mode", tk_mode]
     tk_args += ["--set", f"confdir={workdir / 'tollkeeper-confdir'}"]
     procs.start("tollkeeper", [*mitmdump, *tk_args], env)
-    for name in ("bare", "bare_sse", "tollkeeper"):
-        procs.wait_listening(name, ports[name])
-    return Stack(ports, key, env)
+    stack = Stack(ports, key, env, envs={"tollkeeper": env})
+    if opts is not None and opts.before is not None:
+        ports["before"] = free_port()
+        stack.keys["before"], stack.envs["before"] = start_gateway(
+            procs, workdir, "before", up, ports["before"], opts.before.resolve()
+        )
+    if opts is not None and opts.litellm is not None:
+        ports["litellm"] = free_port()
+        config = bench_more.litellm_config(workdir / "litellm.yaml", up, CHAT["model"])
+        argv = bench_more.litellm_argv(opts.litellm, config, ports["litellm"])
+        procs.start("litellm", argv, child_env())
+    for name in ports:
+        if name != "direct":
+            procs.wait_listening(name, ports[name], 180.0 if name == "litellm" else START_TIMEOUT_S)
+            stack.pids[name] = procs.running[name].pid
+    return stack
 
 
 # --- a minimal HTTP/1.1 keep-alive client -----------------------------------------------------
@@ -248,6 +303,7 @@ class Run:
     ttfbs_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)  # "HTTP 502", "TimeoutError", ...
     elapsed_s: float = 0.0
+    cpu_s: float | None = None  # CPU the target's process used during the run
 
 
 async def load(run: Run, port: int, request: bytes, max_requests: int, max_s: float) -> Run:
@@ -288,8 +344,9 @@ async def measure(stack: Stack, args: argparse.Namespace) -> list[Run]:
     """Warm-up, then args.rounds rounds; within a round each target goes first in turn."""
     chat, sse = {}, {}
     for target, port in stack.ports.items():
-        chat[target] = build_request(port, stack.key, stream=False, event_delay_s=0)
-        sse[target] = build_request(port, stack.key, stream=True, event_delay_s=args.event_delay)
+        key = stack.key_for(target)
+        chat[target] = build_request(port, key, stream=False, event_delay_s=0)
+        sse[target] = build_request(port, key, stream=True, event_delay_s=args.event_delay)
     runs = [
         await load(Run(t, "warmup", 4), p, chat[t], args.warmup, 10) for t, p in stack.ports.items()
     ]
@@ -299,10 +356,15 @@ async def measure(stack: Stack, args: argparse.Namespace) -> list[Run]:
         for c in args.stream_concurrency
     ]
     for r in range(args.rounds):
-        for kind, conc, requests, count, seconds, targets in plan:
+        for kind, conc, requests, count, seconds, all_targets in plan:
+            targets = [t for t in all_targets if t in stack.ports]
             for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
                 run = Run(target, kind, conc)
+                pid = stack.pids.get(target)
+                cpu_before = bench_more.cpu_s(pid) if pid else None
                 await load(run, stack.ports[target], requests[target], count, seconds)
+                if pid and cpu_before is not None:
+                    run.cpu_s = bench_more.cpu_s(pid) - cpu_before
                 runs.append(run)
                 rate = len(run.latencies_s) / max(run.elapsed_s, 1e-9)
                 errors = f"  errors {dict(run.errors)}" if run.errors else ""
@@ -333,37 +395,105 @@ def summarize(runs: list[Run], kind: str, target: str, concurrency: int) -> dict
     row["rps"] = len(lat) / elapsed if elapsed else 0.0
     row["rps_per_round"] = [round(len(r.latencies_s) / max(r.elapsed_s, 1e-9), 1) for r in mine]
     row.update({f"p{q}_ms": pct_ms(lat, q) for q in (50, 95, 99)})
+    cpus = [r.cpu_s for r in mine if r.cpu_s is not None]
+    row["cpu_ms_per_req"] = 1000 * sum(cpus) / len(lat) if cpus and lat else None
     if kind == "stream":
         row.update({f"ttfb_p{q}_ms": pct_ms(ttfb, q) for q in (50, 95)})
     return row
 
 
-def ratios(rows: dict[tuple[str, str, int], dict[str, Any]]) -> list[dict[str, Any]]:
-    """The project's targets: tollkeeper against bare mitmdump (streams: its streaming twin)."""
+def ratios(
+    rows: dict[tuple[str, str, int], dict[str, Any]], extra: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The figures issue #11 states its targets in, for each gateway measured (tollkeeper,
+    and the --before checkout), against bare mitmdump (streams: its streaming twin)."""
     out = []
 
-    def add(name: str, value: float | None, unit: str, op: str, limit: float) -> None:
+    def add(gw: str, name: str, value: float | None, unit: str, op: str, limit: float) -> None:
         met = value is not None and (value >= limit if op == ">=" else value <= limit)
-        shown = "-" if value is None else f"{value:+.2f} ms" if unit else f"{value:.3f}"
-        target = f"{op} {limit:g}{unit}"
-        out.append({"name": name, "value": value, "shown": shown, "target": target, "met": met})
+        shown = "-" if value is None else f"{value:+.2f} ms" if unit == " ms" else f"{value:.3f}"
+        if value is not None and unit in (" MiB", " s"):
+            shown = f"{value:.{1 if unit == ' MiB' else 3}f}{unit}"
+        target = f"{op} {limit:g}{unit}" if op else "(information)"
+        label = f"{TARGETS[gw]}: {name}"
+        out.append({"name": label, "value": value, "shown": shown, "target": target, "met": met})
 
-    for kind, target, c in rows:
-        if target == "tollkeeper" and kind == "chat":
-            tk, bare = rows["chat", "tollkeeper", c], rows["chat", "bare", c]
-            ratio = tk["rps"] / bare["rps"] if bare["rps"] else None
-            add(f"throughput tollkeeper / bare, c={c}", ratio, "", ">=", 0.85)
-            p50 = diff(tk["p50_ms"], bare["p50_ms"])
-            add(f"p50 latency tollkeeper - bare, c={c}", p50, " ms", "<=", 1)
-        elif target == "tollkeeper":
-            tk, bare = rows["stream", "tollkeeper", c], rows["stream", "bare_sse", c]
-            ttfb = diff(tk["ttfb_p50_ms"], bare["ttfb_p50_ms"])
-            add(f"stream TTFB p50 tollkeeper - bare, c={c}", ttfb, " ms", "<=", 5)
+    def get(kind: str, target: str, c: int, field_: str) -> float | None:
+        row = rows.get((kind, target, c))
+        return None if row is None else row.get(field_)
+
+    chat_cs = sorted({c for k, _, c in rows if k == "chat"})
+    stream_cs = sorted({c for k, _, c in rows if k == "stream"})
+    for gw in GATEWAYS:
+        if not any(t == gw for _, t, _ in rows):
+            continue
+        for c in chat_cs:
+            rps = quotient(get("chat", gw, c, "rps"), get("chat", "bare", c, "rps"))
+            add(gw, f"RPS / bare, non-streamed, c={c}", rps, "", ">=", 0.90)
+        for c in chat_cs:
+            cpu = quotient(
+                get("chat", gw, c, "cpu_ms_per_req"), get("chat", "bare", c, "cpu_ms_per_req")
+            )
+            add(gw, f"CPU per request / bare's, c={c}", cpu, "", "", 0)
+        for c in stream_cs[-1:]:
+            rps = quotient(get("stream", gw, c, "rps"), get("stream", "bare_sse", c, "rps"))
+            add(gw, f"RPS / bare, metered streams, c={c}", rps, "", ">=", 0.85)
+            cpu = quotient(
+                get("stream", gw, c, "cpu_ms_per_req"),
+                get("stream", "bare_sse", c, "cpu_ms_per_req"),
+            )
+            add(gw, f"CPU per stream / bare's, c={c}", cpu, "", "", 0)
+        if 1 in chat_cs:
+            p50 = diff(get("chat", gw, 1, "p50_ms"), get("chat", "bare", 1, "p50_ms"))
+            add(gw, "added p50, c=1", p50, " ms", "<=", 0.5)
+            p99 = quotient(get("chat", gw, 1, "p99_ms"), get("chat", "bare", 1, "p99_ms"))
+            add(gw, "p99 / bare p99, c=1", p99, "", "<=", 1.5)
+        streams = extra.get("open_streams", {}).get(gw)
+        if streams:
+            n = streams["open"]
+            add(gw, f"RSS with {n} open slow streams", streams["rss_mib"], " MiB", "<=", 150)
+        cli = extra.get("keys_list", {}).get(gw, {})
+        add(gw, "`keys list`, empty database, wall", cli.get("wall_s"), " s", "<=", 0.3)
+        add(gw, "`keys list`, empty database, CPU", cli.get("cpu_s"), " s", "", 0)
     return out
+
+
+def quotient(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
 
 
 def diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
+
+
+async def measure_more(stack: Stack, args: argparse.Namespace, runs: list[Run]) -> dict[str, Any]:
+    """RSS of each proxy with many slow streams open at once; the CLI's start-up."""
+    extra: dict[str, Any] = {"open_streams": {}, "keys_list": {}}
+    for target in ("bare_sse", *GATEWAYS):
+        if target not in stack.ports or args.open_streams < 1:
+            continue
+        port = stack.ports[target]
+        request = build_request(
+            port, stack.key_for(target), stream=True, event_delay_s=args.slow_delay
+        )
+        found = await bench_more.open_streams(port, request, args.open_streams, stack.pids[target])
+        extra["open_streams"][target] = found
+        run = Run(target, "open", args.open_streams)
+        run.latencies_s = [0.0] * found["ok"]  # counted by check_metering, not in any table
+        runs.append(run)
+        print(f"open streams {target:10} {found}", file=sys.stderr)
+    for gw in GATEWAYS:
+        if gw not in stack.envs:
+            continue
+        tree = args.before.resolve() if gw == "before" else None
+        env = {
+            **stack.envs[gw],
+            "TOLLKEEPER_HOME": str(Path(stack.envs[gw]["TOLLKEEPER_HOME"]) / "empty"),
+        }
+        argv = [*bench_more.checkout_cli(tree), "keys", "list"]
+        extra["keys_list"][gw] = bench_more.time_cli(argv, env, args.cli_runs)
+        print(f"keys list  {gw:10} {extra['keys_list'][gw]}", file=sys.stderr)
+    return extra
 
 
 def check_metering(stack: Stack, runs: list[Run]) -> dict[str, Any]:
@@ -406,7 +536,9 @@ def result_rows(report: dict[str, Any], kind: str) -> list[list[Any]]:
             row += [f"{r['rps']:.1f}", "/".join(f"{x:.0f}" for x in r["rps_per_round"])]
             row += [ms(r[f"p{q}_ms"]) for q in (50, 95, 99)]
         else:
+            row += [f"{r['rps']:.1f}"]
             row += [ms(r[k]) for k in ("ttfb_p50_ms", "ttfb_p95_ms", "p50_ms", "p95_ms")]
+        row.append(ms(r["cpu_ms_per_req"]))
         out.append(row)
     return out
 
@@ -415,10 +547,10 @@ def print_report(report: dict[str, Any]) -> None:
     a, head = report["args"], ["target", "conc", "ok", "errors"]
     runs = f"{a['rounds']} rounds, each run <= {a['requests']} requests or {a['seconds']:g} s"
     title = f"non-streamed POST /v1/chat/completions, keep-alive ({runs})"
-    columns = ["req/s", "req/s per round", "p50 ms", "p95 ms", "p99 ms"]
+    columns = ["req/s", "req/s per round", "p50 ms", "p95 ms", "p99 ms", "CPU ms/req"]
     print_table(title, [*head, *columns], result_rows(report, "chat"))
     title = f"streamed, events {1000 * a['event_delay']:g} ms apart (TTFB: first body chunk, ms)"
-    columns = ["TTFB p50", "TTFB p95", "total p50", "total p95"]
+    columns = ["req/s", "TTFB p50", "TTFB p95", "total p50", "total p95", "CPU ms/req"]
     print_table(title, [*head, *columns], result_rows(report, "stream"))
     direct = [r for r in report["results"] if (r["kind"], r["target"]) == ("stream", "direct")]
     if any(r["p50_ms"] is not None and r["p50_ms"] < 1000 * a["event_delay"] for r in direct):
@@ -427,8 +559,14 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"errors: {TARGETS[r['target']]} {r['kind']} c={r['concurrency']}: {r['errors']}")
     verdicts = [[x["name"], x["shown"], x["target"]] for x in report["ratios"]]
     for row, x in zip(verdicts, report["ratios"], strict=True):
-        row.append("target met" if x["met"] else "target missed")
+        info = x["target"] == "(information)"
+        row.append("" if info else "target met" if x["met"] else "target missed")
     print_table("targets (timings are never enforced)", ["ratio", "value", "target", ""], verdicts)
+    for target, found in report["extra"]["open_streams"].items():
+        print(f"open slow streams, {TARGETS[target]}: {found}")
+    if report.get("report_bench"):
+        rb = report["report_bench"]
+        print(f"\nscripts/bench_report.py (exit {rb['exit']}):\n{rb['stdout']}{rb['stderr']}")
     m = report["metering"]
     verdict = "match" if m["match"] else "MISMATCH"
     others = m["errors_seen_by_client"] or "none"
@@ -446,13 +584,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     arg("--seconds", type=float, default=4.0, help="no new request after this, per run (4)")
     arg("--rounds", type=int, default=3, help="each round runs every case on every target (3)")
     arg("--concurrency", type=ints, default=[1, 32], help="connections, non-streamed (1,32)")
-    arg("--stream-requests", type=int, default=12, help="streams per run (12; rounded up)")
+    arg("--stream-requests", type=int, default=64, help="streams per run (64; rounded up)")
     arg("--stream-seconds", type=float, default=10.0, help="no new stream after this (10)")
-    arg("--stream-concurrency", type=ints, default=[1, 8], help="connections, streamed (1,8)")
+    arg("--stream-concurrency", type=ints, default=[1, 32], help="connections, streamed (1,32)")
     arg("--event-delay", type=float, default=0.05, help="seconds between SSE events (0.05)")
     arg("--warmup", type=int, default=200, help="unmeasured requests per target first (200)")
     arg("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    arg("--open-streams", type=int, default=256, help="slow streams open at once for RSS (256)")
+    arg("--slow-delay", type=float, default=0.5, help="seconds between their events (0.5)")
+    arg("--cli-runs", type=int, default=5, help="timed runs of `keys list` (5)")
+    arg("--before", type=Path, metavar="CHECKOUT", help="also bench the gateway of this checkout")
+    arg("--litellm", type=Path, metavar="VENV", help="also bench LiteLLM's proxy from this venv")
+    arg("--report-args", default="", help="arguments for scripts/bench_report.py, if it exists")
+    arg("--no-report", action="store_true", help="skip scripts/bench_report.py")
+    arg("--tiny", action="store_true", help="a few requests of each kind: checks the bench runs")
     args = p.parse_args(argv)
+    if args.tiny:
+        args.requests, args.seconds, args.rounds, args.warmup = 20, 1.0, 1, 5
+        args.concurrency, args.stream_concurrency, args.stream_requests = [1, 4], [4], 4
+        args.event_delay, args.open_streams, args.slow_delay, args.cli_runs = 0.01, 8, 0.05, 1
+        args.no_report = args.no_report or not args.report_args
     counts = [args.requests, args.rounds, args.stream_requests, args.warmup]
     if min(counts + args.concurrency + args.stream_concurrency) < 1 or args.seconds <= 0:
         p.error("counts, concurrencies and --seconds must be positive")
@@ -468,8 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="tollkeeper-bench-") as tmp:
             procs = Procs(Path(tmp))
             try:
-                stack = start_stack(procs, Path(tmp))
+                stack = start_stack(procs, Path(tmp), args)
                 runs = asyncio.run(measure(stack, args))
+                extra = asyncio.run(measure_more(stack, args, runs))
                 procs.stop("tollkeeper")  # SIGINT: the writer flushes before we count
                 metering = check_metering(stack, runs)
             finally:
@@ -484,10 +636,13 @@ def main(argv: list[str] | None = None) -> int:
         ("chat", args.concurrency, CHAT_TARGETS),
         ("stream", args.stream_concurrency, STREAM_TARGETS),
     )
-    keys = [(k, t, c) for k, cs, ts in kinds for c in cs for t in ts]
+    keys = [(k, t, c) for k, cs, ts in kinds for c in cs for t in ts if t in stack.ports]
     rows = {key: summarize(runs, *key) for key in keys}
-    report = {"args": {**vars(args), "json": str(args.json)}, "results": list(rows.values())}
-    report.update(ratios=ratios(rows), metering=metering, cpus=os.cpu_count())
+    shown_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    report = {"args": shown_args, "results": list(rows.values()), "extra": extra}
+    report.update(ratios=ratios(rows, extra), metering=metering, cpus=os.cpu_count())
+    if not args.no_report:
+        report["report_bench"] = bench_more.run_report_bench(ROOT, args.report_args.split())
     report["wall_s"] = round(time.monotonic() - started, 1)
     print_report(report)
     print(f"\nwall time {report['wall_s']} s on {report['cpus']} CPUs; shared cores, noisy timings")

@@ -11,15 +11,18 @@ reasoning::
 
 Rates are chosen first by purchase (``batch``, else ``service_tier`` flex/priority, when the
 model has such a price), then by long-context tier: above a tier's threshold every rate is the
-tier's. Arithmetic is on exact fractions; only the final sub-picodollar remainder is rounded,
-half up. Counts a provider reports inconsistently (more cached than prompt tokens, more
-reasoning than output) are clamped so that no part of the bill goes negative.
+tier's. Arithmetic is exact, on integers (the rates' ratios are cached: converting a Decimal
+costs more than the rest of the sum, and the writer prices every record); only the final
+sub-picodollar remainder is rounded, half up. Counts a provider reports inconsistently (more
+cached than prompt tokens, more reasoning than output) are clamped so that no part of the
+bill goes negative.
 """
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
-from fractions import Fraction
+from functools import lru_cache
 
 from addon.metering.usage import Usage
 from addon.pricing.price import Price, Rates
@@ -56,9 +59,16 @@ def cost_picousd(
     rates = select_price(price, service_tier=service_tier, batch=batch).rates_for(
         usage.input_tokens
     )
-    total = _input_cost(usage, rates) + _output_cost(usage, rates)
-    picousd = total * _PICOUSD_PER_MTOK_RATE
-    return (2 * picousd.numerator + picousd.denominator) // (2 * picousd.denominator)
+    terms = _input_terms(usage, rates) + _output_terms(usage, rates)
+    ratios = [(tokens, _ratio(rate)) for tokens, rate in terms if tokens]
+    den = math.lcm(*(d for _, (_, d) in ratios)) if ratios else 1
+    num = sum(tokens * n * (den // d) for tokens, (n, d) in ratios) * _PICOUSD_PER_MTOK_RATE
+    return (2 * num + den) // (2 * den)
+
+
+@lru_cache(maxsize=4096)
+def _ratio(rate: Decimal) -> tuple[int, int]:
+    return rate.as_integer_ratio()
 
 
 def _check_count(usage: Usage, name: str) -> None:
@@ -69,25 +79,27 @@ def _check_count(usage: Usage, name: str) -> None:
         raise ValueError(f"Usage.{name} is negative ({value})")
 
 
-def _input_cost(usage: Usage, rates: Rates) -> Fraction:
-    """Input cost in USD-per-1M-token units (tokens x rate)."""
+Terms = list[tuple[int, Decimal]]  # (tokens, rate in USD per 1M tokens)
+
+
+def _input_terms(usage: Usage, rates: Rates) -> Terms:
     writes_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     writes_5m = usage.cache_write_tokens - writes_1h
     uncached = max(usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens, 0)
-    return (
-        uncached * Fraction(rates.input_per_mtok)
-        + usage.cached_input_tokens * Fraction(rates.cached_input)
-        + writes_5m * Fraction(rates.cache_write_5m)
-        + writes_1h * Fraction(rates.cache_write_1h)
-    )
+    return [
+        (uncached, rates.input_per_mtok),
+        (usage.cached_input_tokens, rates.cached_input),
+        (writes_5m, rates.cache_write_5m),
+        (writes_1h, rates.cache_write_1h),
+    ]
 
 
-def _output_cost(usage: Usage, rates: Rates) -> Fraction:
+def _output_terms(usage: Usage, rates: Rates) -> Terms:
     if rates.reasoning_per_mtok is None:
-        return usage.output_tokens * Fraction(rates.output_per_mtok)
+        return [(usage.output_tokens, rates.output_per_mtok)]
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     text = usage.output_tokens - reasoning
-    return text * Fraction(rates.output_per_mtok) + reasoning * Fraction(rates.reasoning_per_mtok)
+    return [(text, rates.output_per_mtok), (reasoning, rates.reasoning_per_mtok)]
 
 
 def picousd_to_usd(picousd: int) -> Decimal:

@@ -13,19 +13,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_S = 30
@@ -80,6 +80,8 @@ def _pg_timeouts(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, An
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -113,22 +115,63 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             conn.commit()
 
 
+_REVISION = re.compile(r"^(down_)?revision\b[^=\n]*=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
+
+
+def file_head(versions: Path = MIGRATIONS_DIR / "versions") -> str | None:
+    """The newest revision, read from the migration files without importing Alembic (it is
+    most of a quick command's start-up); None when the files do not show one single head
+    (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = {bool(m[1]): m[2] for m in _REVISION.finditer(path.read_text())}
+        if found.get(False) is None or True not in found:
+            return None
+        revisions.add(found[False])
+        if found[True] is not None:
+            parents.add(found[True])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine, head: str | None) -> bool:
+    """Whether the database's schema is at ``head``; False when it cannot say (no version
+    table yet). A database that cannot be reached raises."""
+    with engine.connect() as conn:
+        try:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except SQLAlchemyError:
+            return False
+    return head is not None and [r[0] for r in rows] == [head]
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; cheap when it is already there."""
+    try:
+        if _at_head(engine, file_head()):
+            return
+        _upgrade(engine)
+    except SQLAlchemyError as e:
+        raise StoreUnavailable(f"database unavailable: {describe_error(e)}") from e
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = _alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
-    try:
-        with engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
-        with _migration_lock(engine), engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SET LOCAL statement_timeout = 0"))  # big tables take long
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-    except SQLAlchemyError as e:
-        raise StoreUnavailable(f"database unavailable: {describe_error(e)}") from e
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+    with _migration_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL statement_timeout = 0"))  # big tables take long
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
 
 def open_store(url: str) -> Engine:

@@ -54,6 +54,8 @@ def test_health_readiness_and_metrics_after_traffic(stack: Stack, monkeypatch) -
     assert wait_for(lambda: metric(stack, "tollkeeper_rejections_total", code="invalid_key"))
     assert metric(stack, "tollkeeper_real_key_healthy", provider="openai", label="main") == 1
     assert (metric(stack, "tollkeeper_records_written_total") or 0) >= 3
+    overhead = metric(stack, "tollkeeper_gateway_overhead_seconds_count", provider="openai")
+    assert (overhead or 0) >= 2  # each forwarded answer, observed before the client got it
     body = get(stack, "/metrics").content
     assert OPENAI_REAL.encode() not in body and key.encode() not in body
 

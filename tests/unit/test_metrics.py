@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from addon import metrics
@@ -111,3 +112,29 @@ def test_live_state_is_read_at_each_scrape() -> None:
         value(m, "tollkeeper_real_key_healthy", provider="openai", label="main", state="healthy")
         == 1
     )
+
+
+def test_gateway_overhead_is_a_histogram_per_provider() -> None:
+    m = GatewayMetrics()
+    m.observe_overhead("openai", 0.0003)
+    m.observe_overhead("openai", 0.02)
+    m.observe_overhead("openai", -0.001)  # clocks of the two timestamps: never negative
+    name = "tollkeeper_gateway_overhead_seconds"
+    assert value(m, f"{name}_count", provider="openai") == 3
+    assert value(m, f"{name}_sum", provider="openai") == pytest.approx(0.0203)
+    assert value(m, f"{name}_bucket", provider="openai", le="0.0005") == 2
+    assert value(m, f"{name}_bucket", provider="openai", le="0.01") == 2
+    assert value(m, f"{name}_bucket", provider="openai", le="+Inf") == 3
+    assert value(m, f"{name}_count", provider="anthropic") is None
+
+
+def test_repeated_observations_reuse_their_series() -> None:
+    m = GatewayMetrics()
+    for _ in range(3):
+        m.observe(replace(DRAFT, forwarded=True), ROW)
+    m.observe(replace(DRAFT, forwarded=True), replace(ROW, project="beta", cost_picousd=None))
+    labels = {"provider": "openai", "model": "gpt-4o-mini"}
+    assert value(m, "tollkeeper_tokens_total", **labels, project="alpha", type="input") == 3600
+    assert value(m, "tollkeeper_tokens_total", **labels, project="beta", type="input") == 1200
+    assert value(m, "tollkeeper_unpriced_requests_total", **labels) == 1
+    assert value(m, "tollkeeper_cost_usd_total", **labels, project="beta") is None

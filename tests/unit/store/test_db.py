@@ -28,6 +28,37 @@ def head_revision() -> str:
     return head
 
 
+def test_the_head_read_from_the_files_is_alembics(tmp_path: Path) -> None:
+    assert db_module.file_head() == head_revision()
+    (tmp_path / "0001_a.py").write_text('revision = "0001"\ndown_revision = None\n')
+    (tmp_path / "0002_b.py").write_text("revision: str = '0002'\ndown_revision = '0001'\n")
+    assert db_module.file_head(tmp_path) == "0002"
+    (tmp_path / "0003_c.py").write_text('revision = "0003"\ndown_revision = "0001"\n')
+    assert db_module.file_head(tmp_path) is None  # two heads: Alembic decides
+    (tmp_path / "0004_d.py").write_text("x = 1\n")
+    assert db_module.file_head(tmp_path) is None
+
+
+def test_a_database_not_at_the_files_head_goes_to_alembic(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_store(db_url)
+    upgrades: list[Engine] = []
+    monkeypatch.setattr(db_module, "_upgrade", upgrades.append)
+    try:
+        migrate(engine)
+        assert upgrades == []
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+        migrate(engine)
+        assert upgrades == [engine, engine]
+    finally:
+        engine.dispose()
+
+
 def versions(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
@@ -97,7 +128,7 @@ def test_migrating_twice_keeps_the_data_and_does_nothing(
         def no_upgrade(*args: object, **kwargs: object) -> None:
             raise AssertionError("an up-to-date database was upgraded again")
 
-        monkeypatch.setattr(db_module.command, "upgrade", no_upgrade)
+        monkeypatch.setattr(db_module, "_upgrade", no_upgrade)
         migrate(engine)
         second = open_store(db_url)
         second.dispose()
