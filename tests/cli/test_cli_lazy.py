@@ -1,0 +1,50 @@
+"""Commands are imported when they run, and every one is still listed and reachable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from cli.lazy import LazyCommands
+from cli.main import COMMANDS, cli
+
+
+def test_a_command_is_imported_only_when_it_is_looked_up():
+    built: list[str] = []
+
+    def make(name: str):
+        def spec() -> click.Command:
+            built.append(name)
+            return click.Command(name)
+
+        return spec
+
+    commands = LazyCommands({"a": make("a"), "b": make("b")})
+    assert "a" in commands and len(commands) == 2 and built == []
+    assert commands["a"].name == "a" and built == ["a"]
+    assert commands.get("b") is not None and built == ["a", "b"]
+    assert commands.get("c") is None
+
+
+def test_listing_the_commands_loads_them_all():
+    commands = LazyCommands({"x": "cli.audit:audit"})
+    assert [c.name for c in commands.values()] == ["audit"]
+
+
+def test_every_registered_command_loads_and_has_its_name():
+    for name in COMMANDS:
+        assert cli.commands[name].name == name
+
+
+def test_keys_list_does_not_import_the_other_commands():
+    """What `tollkeeper keys list` imports: not the usage, serve or report modules."""
+    code = (
+        "import sys; from cli.main import cli; cli.commands['keys'];"
+        "print(sorted(m for m in sys.modules if m.startswith('cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    for module in ("cli.usage", "cli.serve", "cli.report", "cli.usage_log", "cli.prices"):
+        assert f"'{module}'" not in out.stdout, out.stdout
+    assert "'cli.keys'" in out.stdout
