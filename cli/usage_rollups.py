@@ -30,9 +30,10 @@ def prune(app: App, before: datetime, yes: bool, as_json: bool) -> None:
     """Delete old raw usage records; reports keep counting them.
 
     The hourly rollups that 'tollkeeper usage' reads keep the sums of the deleted records,
-    so reports over any period stay the same. What needs the raw records no longer sees
-    them: 'usage log', 'usage reprice', and 'usage rebuild' (which cannot rebuild a pruned
-    hour, and leaves its rollup as it is). Refused when the rollups of the hours to delete
+    so reports by project, key, model, provider and day stay the same. What needs the raw
+    records no longer sees them: 'usage --by user|tag', 'usage log', 'usage reprice', the
+    dashboard's charts and recent requests, and 'usage rebuild' (which cannot rebuild a
+    pruned hour, and leaves its rollup as it is). Refused when the rollups of the hours to delete
     differ from their records (run 'usage rebuild' first). Audited as usage.pruned.
     """
     cutoff = rollups.hour_of(before)
