@@ -7,6 +7,7 @@ parameter types that wrap them (so a bad value becomes a one-line ``Error:``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -147,6 +148,16 @@ class StatusType(_ParsingType[int | str]):
 DURATION = DurationType()
 SINCE = MomentType()
 UNTIL = MomentType(end_of_day=True)
+
+
+def period_options[F: Callable[..., Any]](f: F) -> F:
+    """``--since`` and ``--until`` of a report, as every report command spells them."""
+    f = click.option(
+        "--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC."
+    )(f)
+    return click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")(f)
+
+
 USD = UsdType()
 PRICE = PriceType()
 LIST = ListType()

@@ -13,7 +13,7 @@ from addon.dashboard.data import Scope, collect
 from addon.dashboard.page import render
 from cli.context import App, UserError, pass_app
 from cli.output import note
-from cli.parse import SINCE, UNTIL
+from cli.parse import period_options
 
 
 @click.command(name="report")
@@ -24,8 +24,7 @@ from cli.parse import SINCE, UNTIL
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the report to this file ('-' for stdout).",
 )
-@click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")
-@click.option("--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC.")
+@period_options
 @click.option("--project", help="Only this project.")
 @click.option(
     "--bucket",

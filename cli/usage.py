@@ -18,34 +18,12 @@ from addon.store import attribution_repo, prices_repo, usage_repo
 from addon.store.reprice import RepriceSummary, reprice
 from cli.context import App, UserError, pass_app
 from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd
-from cli.parse import SINCE, UNTIL
+from cli.parse import SINCE, UNTIL, period_options
 from cli.prices import price_book
 
 # --by value → field name in the output; user and tag are read from the raw records
 GROUP_FIELDS = {**usage_repo.GROUPS, **attribution_repo.GROUPS}
-COUNT_FIELDS = (
-    "requests",
-    *usage_repo.TOKEN_FIELDS,
-)
-TAIL_FIELDS = (
-    "unpriced_requests",
-    "unpriced_input_tokens",
-    "unpriced_output_tokens",
-    "estimated_requests",
-    "error_requests",
-)
-
-
-def usage_json(row: dict[str, Any], group_field: str) -> dict[str, Any]:
-    """One group in the stable JSON/CSV shape."""
-    out: dict[str, Any] = {group_field: row[group_field]}
-    out.update({f: int(row[f]) for f in COUNT_FIELDS})
-    all_unpriced = int(row["requests"]) > 0 and int(row["unpriced_requests"]) == int(
-        row["requests"]
-    )
-    out["cost_usd"] = None if all_unpriced else usd(int(row["cost_picousd"]))
-    out.update({f: int(row[f]) for f in TAIL_FIELDS})
-    return out
+COUNT_FIELDS, TAIL_FIELDS = usage_repo.COUNT_FIELDS, usage_repo.TAIL_FIELDS
 
 
 def _cost_cell(item: dict[str, Any]) -> str:
@@ -76,7 +54,7 @@ def fields(group_field: str) -> list[str]:
 
 def _total(rows: list[dict[str, Any]], group_field: str) -> dict[str, Any]:
     sums = {f: sum(int(r[f]) for r in rows) for f in (*COUNT_FIELDS, "cost_picousd", *TAIL_FIELDS)}
-    return usage_json({group_field: "TOTAL", **sums}, group_field)
+    return usage_repo.report_item({group_field: "TOTAL", **sums}, group_field)
 
 
 def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
@@ -110,8 +88,7 @@ def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
     show_default=True,
     help="How to group.",
 )
-@click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")
-@click.option("--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC.")
+@period_options
 @click.option("--project", help="Only this project.")
 @format_option
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -154,7 +131,7 @@ def usage(
     with app.session() as session:
         rows = _report(by)(session=session, by=by, since=since, until=until, project=project)
     group_field = GROUP_FIELDS[by]
-    items = [usage_json(r, group_field) for r in rows]
+    items = [usage_repo.report_item(r, group_field) for r in rows]
     if as_json or fmt == "json":
         print_json(items)
     elif fmt == "csv":

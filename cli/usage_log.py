@@ -12,7 +12,7 @@ from addon.store.models import UsageRecord
 from addon.store.usage_log_repo import LogFilter, request_log
 from cli.context import App, UserError, pass_app
 from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd_or_none
-from cli.parse import SINCE, STATUS, UNTIL
+from cli.parse import STATUS, period_options
 
 FIELDS = (
     "time",
@@ -108,8 +108,7 @@ HEADERS += ["COST (USD)", "LATENCY MS", "TTFB MS", "EST", "ERROR", "REQUEST ID",
 @click.option("--key", "key_id", metavar="ID", help="Only this virtual key id.")
 @click.option("--model", "pattern", metavar="GLOB", help="Only models matching this glob.")
 @click.option("--status", type=STATUS, help="Only this HTTP status, or 'error'.")
-@click.option("--since", type=SINCE, help="From this date/time (UTC), inclusive.")
-@click.option("--until", type=UNTIL, help="Up to this date (inclusive) or time (exclusive), UTC.")
+@period_options
 @click.option(
     "--limit",
     type=click.IntRange(1, 100_000),

@@ -1,7 +1,8 @@
 """What the dashboard shows, as one JSON-able dict built from the store.
 
 The per-project, per-model and per-key totals are ``usage_repo.report`` in the shape
-``tollkeeper usage --format json`` prints (``usage_item``), so the page and the CLI agree.
+``tollkeeper usage --format json`` prints (``usage_repo.report_item``): the page and the CLI
+agree.
 """
 
 from __future__ import annotations
@@ -18,16 +19,10 @@ from addon.limits import Limits, period_reset
 from addon.pricing.cost import usd_text
 from addon.store import keys_repo, limits_repo, realkeys_repo, report_repo, usage_repo
 from addon.store.models import UsageRecord, VirtualKey
+from addon.store.usage_repo import report_item
 
 TOP = 10  # models and keys listed
-COUNTS = ("requests", *usage_repo.TOKEN_FIELDS)
-TAIL = (
-    "unpriced_requests",
-    "unpriced_input_tokens",
-    "unpriced_output_tokens",
-    "estimated_requests",
-    "error_requests",
-)
+COUNTS, TAIL = usage_repo.COUNT_FIELDS, usage_repo.TAIL_FIELDS
 RealKeyState = tuple[str, str, str]  # provider, label, state
 
 
@@ -51,19 +46,6 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def usage_item(row: dict[str, Any], group_field: str) -> dict[str, Any]:
-    """One group of ``usage_repo.report`` as ``tollkeeper usage --format json`` shows it:
-    ``cost_usd`` is None when no request of the group has a price."""
-    out: dict[str, Any] = {group_field: row[group_field]}
-    out.update({f: int(row[f]) for f in COUNTS})
-    unpriced = int(row["unpriced_requests"])
-    out["cost_usd"] = (
-        None if unpriced and unpriced == out["requests"] else usd_text(int(row["cost_picousd"]))
-    )
-    out.update({f: int(row[f]) for f in TAIL})
-    return out
-
-
 def _top(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def weight(i: dict[str, Any]) -> tuple[int, int]:
         return (int(i["cost_picousd"]), int(i["requests"]))
@@ -77,13 +59,13 @@ def _with_cost(session: Session, by: str, scope: Scope) -> list[dict[str, Any]]:
         session=session, by=by, since=scope.since, until=scope.until, project=scope.project
     )
     field = usage_repo.GROUPS[by]
-    return [{**usage_item(r, field), "cost_picousd": int(r["cost_picousd"])} for r in rows]
+    return [{**report_item(r, field), "cost_picousd": int(r["cost_picousd"])} for r in rows]
 
 
 def _totals(projects: list[dict[str, Any]], rejections: int) -> dict[str, Any]:
     """The sum of the project groups, shaped like one of them, with the rates."""
     sums = {f: sum(int(p[f]) for p in projects) for f in (*COUNTS, "cost_picousd", *TAIL)}
-    out = usage_item({"project": None, **sums}, "project")
+    out = report_item({"project": None, **sums}, "project")
     del out["project"]
     out["rejections"] = rejections
     out["error_rate"] = _rate(out["error_requests"], out["requests"])

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col, select
 
+from addon.pricing.cost import usd_text
 from addon.store import rollups
 from addon.store.limits_repo import settle
 from addon.store.models import UsageRecord
@@ -34,6 +35,27 @@ GROUPS = {
     "day": "day",
 }
 TOKEN_FIELDS = rollups.TOKEN_FIELDS
+# a report row's counts as `tollkeeper usage --format json` and the dashboard show them
+COUNT_FIELDS = ("requests", *TOKEN_FIELDS)
+TAIL_FIELDS = (
+    "unpriced_requests",
+    "unpriced_input_tokens",
+    "unpriced_output_tokens",
+    "estimated_requests",
+    "error_requests",
+)
+
+
+def report_item(row: dict[str, Any], group_field: str) -> dict[str, Any]:
+    """One group of ``report`` in its stable JSON shape (the CLI's JSON/CSV and the
+    dashboard): ``cost_usd`` is None when no request of the group has a price."""
+    out: dict[str, Any] = {group_field: row[group_field]}
+    out.update({f: int(row[f]) for f in COUNT_FIELDS})
+    unpriced = int(row["unpriced_requests"])
+    all_unpriced = unpriced > 0 and unpriced == out["requests"]
+    out["cost_usd"] = None if all_unpriced else usd_text(int(row["cost_picousd"]))
+    out.update({f: int(row[f]) for f in TAIL_FIELDS})
+    return out
 
 
 def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow]) -> int:
