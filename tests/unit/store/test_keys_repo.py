@@ -11,14 +11,6 @@ from addon.store.errors import Conflict, NotFound
 from addon.store.models import utcnow
 
 
-@pytest.fixture
-def session(db_url: str):
-    engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
-
-
 def test_create_stores_only_a_hash_and_returns_the_full_key_once(session):
     row, full = keys_repo.create_key(
         session=session, project="Project A", policy=keys_repo.KeyPolicy(), actor="alice"

@@ -3,28 +3,17 @@ parameter: each refusal kind, and the budget of every period counting the right 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.limits import Limits
-from addon.store.db import open_store
 from addon.store.limits_repo import LimitExceeded, admit, release, settle
 from addon.store.models import UsageRecord
 
 NOW = datetime(2026, 3, 17, 10, 0, 30, tzinfo=UTC)
 TTL = timedelta(minutes=15)
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    engine: Engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def limits(**given: object) -> Limits:

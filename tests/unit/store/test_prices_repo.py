@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, col, select
 
 from addon.store import prices_repo
-from addon.store.db import open_store
 from addon.store.errors import NotFound
 from addon.store.models import AuditEvent
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def actions(session: Session) -> list[tuple[str, str, str, dict[str, str]]]:

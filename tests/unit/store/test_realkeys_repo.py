@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,20 +11,11 @@ from sqlmodel import Session
 
 from addon.store import realkeys_repo
 from addon.store.audit_repo import list_events
-from addon.store.db import open_store
 from addon.store.errors import Conflict, NotFound
 from addon.store.models import RealKey
 from addon.vault import Vault
 
 SECRET = "sk-proj-REALSECRET-abcdefghijklmnop-WXYZ"
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,14 +36,6 @@ ACME = {
     "reasoning": "8",
 }
 ACME_NEW = {**ACME, "input": "2", "output": "7.25"}
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def book(overrides: dict[str, dict[str, str]] | None = None) -> PriceBook:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,18 +10,9 @@ import pytest
 from sqlmodel import Session
 
 from addon.store import usage_repo
-from addon.store.db import open_store
 from addon.store.models import UsageRecord
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
-    engine = open_store(db_url)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def rec(**fields: Any) -> UsageRecord:
