@@ -81,6 +81,9 @@ class Page:
         """Run ``script`` (a function body; ``arguments`` holds ``args``) and return its value."""
         return self._call("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def reload(self) -> None:
+        self._call("POST", "/refresh", {})
+
     def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
         """A PNG of the window; ``full_page`` first makes the window as tall as the page."""
         if full_page:
