@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from addon.limits import day_key, period_reset, period_start_day
+from addon.pricing.cost import usd_text
 
 MIN_PERCENT, MAX_PERCENT = 1, 1000
 
@@ -69,13 +69,6 @@ def period_of(budget_period: str, when: datetime, key_created_at: datetime) -> P
         return Period(day_key(key_created_at), None)
     reset = period_reset(budget_period, when)
     return Period(first, day_key(reset) if reset else None)
-
-
-def usd_text(picousd: int) -> str:
-    """Exact USD, at least two decimals: ``5.10``, ``0.0001272``."""
-    value = Decimal(picousd).scaleb(-12)
-    whole, _, frac = f"{value:f}".partition(".")
-    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from addon.alerts import Alert, Period, usd_text
+from addon.alerts import Alert, Period
+from addon.pricing.cost import usd_text
 from addon.store.audit_repo import record_event
 from addon.store.models import BudgetAlert, GatewayInstance, KeyDailySpend, VirtualKey
 

@@ -17,7 +17,7 @@ import pytest
 from integration.conftest import Stack, build_stack
 from integration.harness import GatewayProcess, free_port, wait_for
 
-from addon.alerts import usd_text
+from addon.pricing.cost import usd_text
 
 PICOUSD_PER_USD = 10**12
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from addon.alerts import Alert, crossed, message, parse_thresholds, period_of, usd_text
+from addon.alerts import Alert, crossed, message, parse_thresholds, period_of
+from addon.pricing.cost import usd_text
 
 USD = 10**12
 
