@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from addon.limits import day_key, period_reset, period_start_day
+from addon.moments import iso_utc
 from addon.pricing.cost import usd_text
 
 MIN_PERCENT, MAX_PERCENT = 1, 1000
@@ -113,4 +114,4 @@ def message(alert: Alert) -> dict[str, object]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(moment)

@@ -1,4 +1,5 @@
-"""Dates and times as people type them (CLI options, the dashboard's query string)."""
+"""Dates and times as people type them (CLI options, the dashboard's query string), and as
+reports, audit details and alerts print them."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def iso_utc(moment: datetime, *, timespec: str = "seconds") -> str:
+    """A UTC time as ISO 8601 with ``Z``: ``2025-01-31T12:00:00Z`` (``timespec="auto"`` keeps
+    the microseconds). A naive time is UTC (SQLite gives stored times back naive)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def iso_or_none(moment: datetime | None, *, timespec: str = "seconds") -> str | None:
+    return None if moment is None else iso_utc(moment, timespec=timespec)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from addon.moments import iso_or_none
 from addon.pricing.cost import usd_text
 
 FORMATS = ("table", "json", "csv")
@@ -59,9 +60,7 @@ def print_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def iso(moment: datetime | None) -> str | None:
     """A UTC time for JSON: ``2025-01-31T12:00:00Z``."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_or_none(moment)
 
 
 def short_time(moment: datetime | None, *, seconds: bool = False) -> str:

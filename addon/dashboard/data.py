@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from addon.dashboard.series import project_series
 from addon.limits import Limits, period_reset
+from addon.moments import iso_or_none
 from addon.pricing.cost import usd_text
 from addon.store import keys_repo, limits_repo, realkeys_repo, report_repo, usage_repo
 from addon.store.models import UsageRecord, VirtualKey
@@ -38,12 +39,7 @@ class Scope:
     recent: int = 50
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite gives back naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+iso = iso_or_none  # the page's times, as the CLI prints them
 
 
 def _top(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

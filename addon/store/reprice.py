@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from addon.limits import day_key
+from addon.moments import iso_utc
 from addon.pricing.cost import format_usd
 from addon.pricing.table import PriceBook
 from addon.store import rollups
@@ -127,7 +128,7 @@ def _details(
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(moment, timespec="auto")
 
 
 def reprice(

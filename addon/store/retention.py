@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, select, text
 from sqlmodel import Session
 
+from addon.moments import iso_or_none
 from addon.store import rollups
 from addon.store.audit_repo import record_event
 from addon.store.rollups import HOURLY, RAW
@@ -38,7 +39,7 @@ class RebuildSummary:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_or_none(moment, timespec="auto")
 
 
 def _in_range(stmt: Any, since: datetime | None, until: datetime | None) -> Any:

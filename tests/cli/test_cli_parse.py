@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -110,3 +110,14 @@ def test_a_status_is_an_http_code_or_the_word_error() -> None:
     for bad in ("99", "600", "4xx", "", "-1"):
         with pytest.raises(ValueError, match="not an HTTP status"):
             parse_status(bad)
+
+
+def test_times_print_as_utc_iso_with_z():
+    from addon.moments import iso_or_none, iso_utc
+
+    cet = timezone(timedelta(hours=1))
+    assert iso_utc(datetime(2025, 1, 31, 13, 0, 5, 250, tzinfo=cet)) == "2025-01-31T12:00:05Z"
+    assert iso_utc(datetime(2025, 1, 31, 12, 0, 5, 250)) == "2025-01-31T12:00:05Z"  # naive: UTC
+    stamp = iso_utc(datetime(2025, 1, 31, 12, 0, 5, 250, tzinfo=UTC), timespec="auto")
+    assert stamp == "2025-01-31T12:00:05.000250Z"
+    assert iso_or_none(None) is None
