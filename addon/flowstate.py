@@ -41,9 +41,22 @@ class FlowState:
     upstream: tuple[str, int] | None = None
     timer: asyncio.TimerHandle | None = None
     watch: Any = None  # a StreamWatch while a response streams (duration/idle caps)
-    inspector: Any = None  # a buffered answer streamed to be scanned (flowtools.inspect_buffered)
+    inspector: Any = (
+        None  # a buffered answer streamed to be scanned (hooks.secrets.inspect_buffered)
+    )
     request_body: bytes | None = None
     end_user: str | None = None  # addon.attribution: from the header, else the body
     tags: str = ""  # addon.attribution: the stored form, "a,b"
     flow: Any = None  # the live flow, to disarm and record it at shutdown
     recorded: Any = None  # the UsageDraft submitted at the stream's end event, if it was
+    result: Any = None  # the UsageDraft submitted for the flow (hooks.meter), for the comment
+    ended_as: str | None = None  # hooks.meter.ANSWERED, or the error kind the flow ended with
+
+    def stop_timers(self) -> None:
+        """The upstream answered or the flow ended: no timeout, no stream watch from now."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None

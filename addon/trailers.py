@@ -31,8 +31,18 @@ class TrailerDroppingReader(ChunkedReader):
 
 
 class TrailerPatch:
+    """An addon: installed while loaded (mitmdump exits if mitmproxy changed that layer)."""
+
+    name = "tollkeeper-trailers"
+
     def __init__(self) -> None:
         self._installed = False
+
+    def load(self, loader: Any) -> None:
+        self.install()
+
+    def done(self) -> None:
+        self.uninstall()
 
     def install(self) -> None:
         from mitmproxy.proxy.layers.http import _http1

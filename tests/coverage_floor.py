@@ -27,10 +27,8 @@ DEFAULT_FLOOR = 80.0
 FLOORS: dict[str, float] = {
     # only ever run inside mitmdump (the integration tests' subprocess)
     "addon/gateway.py": 0.0,  # mitmdump's -s script: builds the addon list
-    "addon/hooks.py": 65.0,  # running/done/configure with a real master, the admin listener
     "addon/runtime.py": 65.0,  # the threads, listener and store of a running gateway
     "addon/sweeper.py": 70.0,  # its thread's loop
-    "addon/flowtools.py": 70.0,  # flow helpers for live connections
     # what keeps a record through an outage, and what refuses a request
     "addon/limits.py": 100.0,
     "addon/record_keeper.py": 90.0,

@@ -27,7 +27,6 @@ NOT_MODULES = ("addon/migrations/versions",)  # Alembic revisions, checked by te
 WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/dashboard/tables.py": "the dashboard's HTML tables; tests/unit/dashboard/test_page.py",
     "addon/flowstate.py": "per-flow table; driven through the hooks in tests/addon",
-    "addon/flowtools.py": "flow helpers of the hooks; driven through tests/addon",
     "addon/gateway.py": "the mitmdump entry script; every test in tests/integration loads it",
     "addon/injector.py": "real-key injection; driven through tests/addon and tests/integration",
     "addon/journal.py": "the writer's journal; tests/unit/test_writer_faults.py",
@@ -38,8 +37,6 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/pricing/charge.py": "media charges; tests/unit/pricing/test_media.py",
     "addon/pricing/price.py": "the Price value type; tests/unit/pricing/test_cost.py, test_table",
     "addon/providers/base.py": "provider base types; tests/unit/test_registry.py",
-    "addon/request_side.py": "request hooks; tests/addon/test_hooks*.py",
-    "addon/response_side.py": "response hooks; tests/addon/test_hooks*.py",
     "addon/runtime.py": "the addon's running state; tests/addon and tests/integration",
     "addon/settings.py": "environment settings; tests/cli/test_cli_context.py, tests/conftest.py",
     "addon/store/alerts_repo.py": "alert claims; tests/unit/test_alert_watcher.py (both databases)",

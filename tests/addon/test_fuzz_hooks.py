@@ -15,13 +15,13 @@ import json
 from collections import Counter
 
 import pytest
+from hookchain import Driven
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
-from addon.hooks import Gateway
 from addon.records import UsageDraft, finish
 from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
@@ -58,10 +58,10 @@ def world(tmp_path_factory: pytest.TempPathFactory):
                 actor="t",
             )
     engine.dispose()
-    gw = Gateway()
-    with taddons.context(gw) as tctx:
+    gw = Driven()
+    with taddons.context(gw.gateway) as tctx:
         tctx.configure(
-            gw,
+            gw.gateway,
             tollkeeper_db=url,
             tollkeeper_home=str(home),
             tollkeeper_probe_upstream=False,
@@ -181,7 +181,7 @@ def _answer(ans: dict) -> tuple[object, list[bytes]]:
     return resp, []
 
 
-async def _run(gw: Gateway, flow: tflow.HTTPFlow, ans: dict) -> bool:
+async def _run(gw: Driven, flow: tflow.HTTPFlow, ans: dict) -> bool:
     """Drive one flow through the hooks; returns whether it was forwarded upstream."""
     await gw.requestheaders(flow)
     if flow.response is None:

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hookchain import Driven
 from mitmproxy import flow
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
-from addon.hooks import Gateway
 from addon.pricing.cost import format_usd
 from addon.records import finish
 from addon.store import keys_repo, realkeys_repo
@@ -70,10 +70,10 @@ def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:
 @pytest.fixture
 def gateway(seeded, tk_home):
     db, _ = seeded
-    gw = Gateway()
-    with taddons.context(gw) as tctx:
+    gw = Driven()
+    with taddons.context(gw.gateway) as tctx:
         tctx.configure(
-            gw,
+            gw.gateway,
             tollkeeper_db=f"sqlite:///{db}",
             tollkeeper_home=str(tk_home),
             tollkeeper_probe_upstream=False,
@@ -128,7 +128,7 @@ async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monk
     f = _flow(seeded[1])
     await gateway.requestheaders(f)
     monkeypatch.setattr(
-        "addon.request_side.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
+        "addon.hooks.admit.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
     )
     await gateway.request(f)
     assert f.response.status_code == 500

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from fakes import payloads
+from hookchain import Driven
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session, select
 
-from addon.hooks import Gateway
 from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
 from addon.store.models import UsageRecord
@@ -40,10 +40,13 @@ def gateway(tmp_path: Path, tk_home: Path):
             actor="t",
         )
     engine.dispose()
-    gw = Gateway()
-    with taddons.context(gw) as tctx:
+    gw = Driven()
+    with taddons.context(gw.gateway) as tctx:
         tctx.configure(
-            gw, tollkeeper_db=url, tollkeeper_home=str(tk_home), tollkeeper_probe_upstream=False
+            gw.gateway,
+            tollkeeper_db=url,
+            tollkeeper_home=str(tk_home),
+            tollkeeper_probe_upstream=False,
         )
         gw.running()
         yield gw, full, url

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hookchain import Driven
 from mitmproxy import flow as mflow
 from mitmproxy.test import taddons, tflow, tutils
 from sqlmodel import Session
 
-from addon.hooks import Gateway
 from addon.pool import Policy, Pool
 from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
@@ -53,11 +53,11 @@ def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def gateway(seeded: tuple[Path, str], tk_home: Path) -> Iterator[Gateway]:
-    gw = Gateway()
-    with taddons.context(gw) as tctx:
+def gateway(seeded: tuple[Path, str], tk_home: Path) -> Iterator[Driven]:
+    gw = Driven()
+    with taddons.context(gw.gateway) as tctx:
         tctx.configure(
-            gw,
+            gw.gateway,
             tollkeeper_db=f"sqlite:///{seeded[0]}",
             tollkeeper_home=str(tk_home),
             tollkeeper_probe_upstream=False,
@@ -86,7 +86,7 @@ def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": err}).encode()
 
 
-async def _send(gw: Gateway, key: str) -> tflow.HTTPFlow:
+async def _send(gw: Driven, key: str) -> tflow.HTTPFlow:
     f = _flow(key)
     await gw.requestheaders(f)
     if f.response is None:
@@ -94,14 +94,14 @@ async def _send(gw: Gateway, key: str) -> tflow.HTTPFlow:
     return f
 
 
-def _answer(gw: Gateway, f: tflow.HTTPFlow, status: int, body: bytes) -> None:
+def _answer(gw: Driven, f: tflow.HTTPFlow, status: int, body: bytes) -> None:
     f.response = tutils.tresp(status_code=status, content=body)
     f.response.headers["content-type"] = "application/json"
     gw.responseheaders(f)
     gw.response(f)
 
 
-async def test_a_403_model_not_found_leaves_the_key_serving(gateway: Gateway, seeded) -> None:
+async def test_a_403_model_not_found_leaves_the_key_serving(gateway: Driven, seeded) -> None:
     key = seeded[1]
     f = await _send(gateway, key)
     _answer(gateway, f, 403, _error_body("model_not_found", "Project `p` may not use `gpt-4o`"))
@@ -110,7 +110,7 @@ async def test_a_403_model_not_found_leaves_the_key_serving(gateway: Gateway, se
 
 
 async def test_an_invalid_key_answer_takes_the_key_out_and_the_503_says_why(
-    gateway: Gateway, seeded
+    gateway: Driven, seeded
 ) -> None:
     key = seeded[1]
     f = await _send(gateway, key)
@@ -123,7 +123,7 @@ async def test_an_invalid_key_answer_takes_the_key_out_and_the_503_says_why(
 
 
 async def test_a_trial_that_ends_in_an_error_frees_the_key_for_the_next_request(
-    gateway: Gateway, seeded
+    gateway: Driven, seeded
 ) -> None:
     assert gateway.runtime is not None
     clock = Clock()

@@ -22,6 +22,7 @@ from fakes.recorded import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from addon.hooks.admit import INCLUDE_USAGE_APIS
 from addon.metering.chat_tokens import GPT_OSS, chat_format
 from addon.metering.estimate import encoding_for_model, estimate_prompt_tokens
 from addon.metering.json_usage import parse_response
@@ -31,7 +32,6 @@ from addon.pricing.table import PriceBook
 from addon.providers.base import Provider
 from addon.providers.registry import BUILTIN
 from addon.records import BILLABLE_APIS, UsageDraft, finish
-from addon.request_side import INCLUDE_USAGE_APIS
 from addon.store.rows import UsageRow, as_dict
 
 CASES = load_cases()
@@ -50,7 +50,7 @@ def provider_and_api(case: Case) -> tuple[Provider, str]:
 
 
 def is_streamed(case: Case, api: str) -> bool:
-    """As ``response_side.responseheaders`` decides."""
+    """As ``hooks.meter.Meter.responseheaders`` decides."""
     return case.is_sse or api == "gemini.stream"
 
 
@@ -86,7 +86,7 @@ def meter_stream(case: Case, chunks: list[bytes]) -> tuple[bytes, MeterResult]:
 
 
 def record(case: Case, result: MeterResult) -> UsageRow:
-    """The usage record the gateway builds (``response_side.response`` → ``finish``)."""
+    """The usage record the gateway builds (``hooks.meter.Meter.response`` → ``finish``)."""
     provider, api = provider_and_api(case)
     draft = UsageDraft(
         request_id=case.id,

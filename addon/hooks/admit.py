@@ -1,5 +1,6 @@
-"""The request half of the gateway's hooks: who is calling, which real key, where to,
-and whether the request may go (policy, limits). Fails closed."""
+"""Admitting a request: who is calling, which real key, where to, and whether the request
+may go (policy, limits). Fails closed: an unexpected exception answers a provider-shaped 500
+(recorded by the meter), never forwards the request unmetered."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from addon import attribution, auth, binding, flowtools
+from addon import attribution, auth, binding
 from addon.admission import check_metered
 from addon.errors import (
     BudgetExceeded,
@@ -25,9 +26,11 @@ from addon.errors import (
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
+    render,
 )
 from addon.flowstate import FlowState
-from addon.injector import KeyInjector
+from addon.hooks.cutoff import cut
+from addon.hooks.shared import Shared
 from addon.limits import Limits
 from addon.metering.decoders import decode_bounded
 from addon.pool import describe_unavailable
@@ -56,17 +59,32 @@ def named_provider(flow: http.HTTPFlow, registry: Registry) -> Provider | None:
     return None
 
 
-class RequestSide:
-    runtime: Runtime | None
-    states: dict[str, FlowState]
-    injector: KeyInjector
+def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
+    """Answer the flow with the provider-shaped error instead of forwarding it."""
+    state.rejected = err
+    flow.request.stream = False
+    status, body, headers = render(err, state.provider.error_shape)
+    flow.response = http.Response.make(status, body, headers)
+    flow.marked = ":no_entry:"
+    flow.comment = f"tollkeeper rejected ({err.code}): {err.message}"
+
+
+class Admit:
+    """``requestheaders``: the key check, the real key and the reroute; ``request``: the
+    body's model and attribution, the key's policy and limits."""
+
+    name = "tollkeeper-admit"
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.error is not None or not flow.live:
             return
-        if self.runtime is None:
+        runtime = self.shared.runtime
+        if runtime is None:
             return
-        registry = self.runtime.cache.registry
+        registry = runtime.cache.registry
         provider, misdirected = registry.by_host(flow.request.host), False
         if provider is None:
             provider, misdirected = named_provider(flow, registry), True
@@ -80,14 +98,14 @@ class RequestSide:
             flow=flow,
             model=provider.model_in_path(path) if provider.model_in_path else None,
         )
-        self.states[flow.id] = state
+        self.shared.flows.add(flow, state)
         try:
             if misdirected:  # e.g. CONNECT <ip>:443 with a provider's SNI: never unmetered
                 raise NotAllowed(
                     f"This request names the {provider.name} API but goes to "
                     f"{flow.request.host}; connect to the provider by its host name."
                 )
-            await self._admit(flow, state, self.runtime)
+            await self._admit(flow, state, runtime)
         except GatewayError as e:
             self._reject(flow, state, e)
         except Exception:
@@ -141,7 +159,7 @@ class RequestSide:
             flow.request.scheme, flow.request.host = target.scheme, target.host
             flow.request.port, flow.request.path = target.port, new_path
         state.secret_header, state.secret_value = provider.auth.real_header(state.secret)
-        headers[state.secret_header] = self.injector.arm(state)
+        headers[state.secret_header] = self.shared.injector.arm(state)
         target_host, target_port = flow.request.host, flow.request.port
         flow.request.anticomp()
         state.upstream = (target_host, target_port)
@@ -169,7 +187,7 @@ class RequestSide:
         return named
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = self.states.get(flow.id)
+        state = self.shared.flows.get(flow)
         if state is None or state.rejected is not None or flow.response is not None:
             return
         try:
@@ -213,7 +231,7 @@ class RequestSide:
             state.request_body = raw
 
     async def _enforce_limits(self, state: FlowState) -> None:
-        key, rt = state.key, self.runtime
+        key, rt = state.key, self.shared.runtime
         if key is None or rt is None:
             return
         limits = Limits(
@@ -249,14 +267,12 @@ class RequestSide:
         state.injected_usage = True
 
     def _reject(self, flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
-        self.injector.disarm(flow, state)
-        flowtools.cancel_timer(state)
-        flowtools.reject(flow, state, err)
+        self.shared.injector.disarm(flow, state)
+        state.stop_timers()
+        reject(flow, state, err)
 
     def _timeout(self, flow: http.HTTPFlow) -> None:
-        state = self.states.get(flow.id)
+        state = self.shared.flows.get(flow)
         if state is None or flow.response is not None or not flow.live:
             return
-        state.timed_out = True
-        if not flowtools.close_upstream(flow) and flow.killable:
-            flow.kill()  # noticed by mitmproxy only when the upstream finally answers
+        cut(flow, state)
