@@ -42,22 +42,27 @@ from addon.store.record_cost import current_cost
 BATCH_SIZE = 1000
 _USAGE: Table = UsageRecord.__table__  # type: ignore[attr-defined]
 _SPEND: Table = KeyDailySpend.__table__  # type: ignore[attr-defined]
-_COLUMNS = (
-    "id",
-    "created_at",
-    "virtual_key_id",
-    "provider",
-    "model",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_picousd",
-    "extras_json",
-    "estimated",
-    "error_kind",
-    *rollups.DIMENSION_NAMES,
+# what repricing reads of a record: the table's own column objects, looked up at import
+# so a renamed or dropped column fails loading this module, not a repricing run
+_READ = tuple(
+    _USAGE.c[name]
+    for name in (
+        "id",
+        "created_at",
+        "virtual_key_id",
+        "provider",
+        "model",
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cost_picousd",
+        "extras_json",
+        "estimated",
+        "error_kind",
+        *rollups.DIMENSION_NAMES,
+    )
 )
 
 
@@ -217,7 +222,7 @@ def _batch(
     """The next ``size`` records in range after ``after_id``, by id (locked when writing).
 
     A model glob narrows the batch with LIKE; the caller applies the exact glob."""
-    stmt = select(*(_USAGE.c[c] for c in _COLUMNS)).where(col(UsageRecord.id) > after_id)
+    stmt = select(*_READ).where(col(UsageRecord.id) > after_id)
     if since is not None:
         stmt = stmt.where(col(UsageRecord.created_at) >= since)
     if until is not None:
