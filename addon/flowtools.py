@@ -12,7 +12,7 @@ from mitmproxy import ctx, http
 from mitmproxy.net import encoding as net_encoding
 
 from addon import scrubbing
-from addon.errors import AnswerWithheld, GatewayError, render
+from addon.errors import AnswerWithheld, GatewayError
 from addon.flowstate import FlowState
 from addon.metering.decoders import decoder_for
 from addon.metering.stream import Forward
@@ -27,7 +27,7 @@ from addon.streamwatch import StreamWatch
 def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
     state.rejected = err
     flow.request.stream = False
-    status, body, headers = render(err, state.provider.error_shape)
+    status, body, headers = state.provider.render_error(err)
     flow.response = http.Response.make(status, body, headers)
     flow.marked = ":no_entry:"
     flow.comment = f"tollkeeper rejected ({err.code}): {err.message}"
@@ -85,7 +85,7 @@ def scrub(flow: http.HTTPFlow, state: FlowState, secret: str, max_decoded: int) 
             resp.headers["content-length"] = str(len(verdict.raw))
     elif verdict.refuse:
         err = AnswerWithheld("The upstream's answer contained the real API key; withheld.")
-        status, body, headers = render(err, state.provider.error_shape)
+        status, body, headers = state.provider.render_error(err)
         flow.response = http.Response.make(status, body, headers)
 
 

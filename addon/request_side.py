@@ -33,7 +33,7 @@ from addon.metering.decoders import decode_bounded
 from addon.pool import describe_unavailable
 from addon.providers.base import Provider
 from addon.providers.registry import Registry
-from addon.records import BILLABLE_APIS
+from addon.providers.wire import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
 from addon.upstream import parse_base_url, upstream_path
@@ -41,7 +41,6 @@ from addon.upstream import parse_base_url, upstream_path
 log = logging.getLogger(__name__)
 
 MAX_PARSE_BYTES = 32 * 1024 * 1024
-INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
 NOT_RECORDING_RETRY_S = 5
 
 
@@ -200,8 +199,8 @@ class RequestSide:
                 state.model = model
             if state.end_user is None:  # the header wins; the body is never changed
                 state.end_user = attribution.body_user(body)
-            opt_in = state.provider.stream_usage_opt_in
-            if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
+            injects = state.provider.injects_include_usage(state.api)
+            if injects and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)
         real = state.real_key
         if real is not None and real.model_map and state.model:

@@ -37,7 +37,7 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/options.py": "mitmproxy options; tests/addon (configure) and tests/integration",
     "addon/pricing/charge.py": "media charges; tests/unit/pricing/test_media.py",
     "addon/pricing/price.py": "the Price value type; tests/unit/pricing/test_cost.py, test_table",
-    "addon/providers/base.py": "provider base types; tests/unit/test_registry.py",
+    "addon/providers/base.py": "provider base types; tests/unit/providers/test_registry.py",
     "addon/request_side.py": "request hooks; tests/addon/test_hooks*.py",
     "addon/response_side.py": "response hooks; tests/addon/test_hooks*.py",
     "addon/runtime.py": "the addon's running state; tests/addon and tests/integration",
