@@ -22,12 +22,12 @@ from sqlmodel import Session
 from addon.errors import GatewayError, NotAllowed
 from addon.keycache import KeyInfo
 from addon.limits import Limits
-from addon.metering.estimate import estimate_prompt_tokens
 from addon.metering.media import MediaUsage, media_kind, request_facts
 from addon.metering.normalise import MAX_TOKENS_PER_FIELD
 from addon.metering.usage import Usage
 from addon.pricing.charge import media_cost
 from addon.pricing.table import PriceBook
+from addon.providers.wire import estimate_prompt_tokens
 from addon.records import metered, price
 from addon.store.db import describe_error
 from addon.store.limits_repo import admit, release
@@ -168,7 +168,7 @@ class LimitsUnavailable(GatewayError):
     local guess would let each of them spend the whole budget). 503 with ``retry-after``."""
 
     status, code = 503, "limits_unavailable"
-    openai_type, anthropic_type, gemini_status = "server_error", "overloaded_error", "UNAVAILABLE"
+    category = "overloaded"
 
 
 class Admission:

@@ -33,7 +33,7 @@ class LookupUnavailable(GatewayError):
     """A key not in the snapshot cannot be looked up: the database does not answer."""
 
     status, code = 503, "key_lookup_unavailable"
-    openai_type, anthropic_type, gemini_status = "server_error", "overloaded_error", "UNAVAILABLE"
+    category = "overloaded"
 
 
 class Budget:

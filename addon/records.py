@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from addon.metering.estimate import count_tokens, estimate_prompt_tokens
+from addon.metering.estimate import count_tokens
 from addon.metering.media import (
-    FREE_APIS,
-    MEDIA_APIS,
     MediaUsage,
     media_kind,
     media_usage_from_json,
@@ -23,22 +21,9 @@ from addon.metering.media import (
 from addon.metering.usage import MeterResult, Usage
 from addon.pricing.charge import media_cost, token_cost
 from addon.pricing.table import PriceBook
+from addon.providers.wire import BILLABLE_APIS, FREE_APIS, TOKEN_APIS, estimate_prompt_tokens
 from addon.store.rows import UsageRow
 
-# token APIs: metered from the response's usage, estimated with tiktoken where it is missing
-TOKEN_APIS = frozenset(
-    {
-        "openai.chat",
-        "openai.completions",
-        "openai.embeddings",
-        "openai.responses",
-        "anthropic.messages",
-        "gemini.generate",
-        "gemini.stream",
-    }
-)
-# every API the gateway meters and prices (the request body is kept for these)
-BILLABLE_APIS = TOKEN_APIS | MEDIA_APIS
 FREE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})  # reads and deletions
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
+from addon.providers.openai_style import OPENAI_STYLE
 from addon.providers.registry import PROVIDERS
 from addon.store import custom_providers_repo
 from cli.output import note
@@ -29,9 +30,9 @@ def openai_style_base(session: Session, name: str) -> str:
     """The default base URL of provider ``name`` if it speaks OpenAI's wire format, else ""."""
     if name in PROVIDERS:
         provider = PROVIDERS[name]
-        return provider.default_base_url if provider.error_shape == "openai" else ""
+        return provider.default_base_url if provider.wire is OPENAI_STYLE else ""
     for row in custom_providers_repo.list_custom(session=session):
-        if row.name == name and row.wire_format == "openai":
+        if row.name == name and row.wire_format == OPENAI_STYLE.prefix:
             return row.base_url
     return ""
 

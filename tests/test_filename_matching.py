@@ -36,7 +36,7 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/options.py": "mitmproxy options; tests/addon (configure) and tests/integration",
     "addon/pricing/charge.py": "media charges; tests/unit/pricing/test_media.py",
     "addon/pricing/price.py": "the Price value type; tests/unit/pricing/test_cost.py, test_table",
-    "addon/providers/base.py": "provider base types; tests/unit/test_registry.py",
+    "addon/providers/base.py": "provider base types; tests/unit/providers/test_registry.py",
     "addon/runtime.py": "the addon's running state; tests/addon and tests/integration",
     "addon/settings.py": "environment settings; tests/cli/test_cli_context.py, tests/conftest.py",
     "addon/store/alerts_repo.py": "alert claims; tests/unit/test_alert_watcher.py (both databases)",

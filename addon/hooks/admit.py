@@ -26,7 +26,6 @@ from addon.errors import (
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
-    render,
 )
 from addon.flowstate import FlowState
 from addon.hooks.cutoff import cut
@@ -36,7 +35,7 @@ from addon.metering.decoders import decode_bounded
 from addon.pool import describe_unavailable
 from addon.providers.base import Provider
 from addon.providers.registry import Registry
-from addon.records import BILLABLE_APIS
+from addon.providers.wire import BILLABLE_APIS
 from addon.runtime import Runtime
 from addon.store.limits_repo import LimitExceeded
 from addon.upstream import parse_base_url, upstream_path
@@ -44,7 +43,6 @@ from addon.upstream import parse_base_url, upstream_path
 log = logging.getLogger(__name__)
 
 MAX_PARSE_BYTES = 32 * 1024 * 1024
-INCLUDE_USAGE_APIS = ("openai.chat", "openai.completions")
 NOT_RECORDING_RETRY_S = 5
 
 
@@ -63,7 +61,7 @@ def reject(flow: http.HTTPFlow, state: FlowState, err: GatewayError) -> None:
     """Answer the flow with the provider-shaped error instead of forwarding it."""
     state.rejected = err
     flow.request.stream = False
-    status, body, headers = render(err, state.provider.error_shape)
+    status, body, headers = state.provider.render_error(err)
     flow.response = http.Response.make(status, body, headers)
     flow.marked = ":no_entry:"
     flow.comment = f"tollkeeper rejected ({err.code}): {err.message}"
@@ -218,8 +216,8 @@ class Admit:
                 state.model = model
             if state.end_user is None:  # the header wins; the body is never changed
                 state.end_user = attribution.body_user(body)
-            opt_in = state.provider.stream_usage_opt_in
-            if opt_in and state.api in INCLUDE_USAGE_APIS and body.get("stream") is True:
+            injects = state.provider.injects_include_usage(state.api)
+            if injects and body.get("stream") is True:
                 self._inject_include_usage(flow, state, body)
         real = state.real_key
         if real is not None and real.model_map and state.model:

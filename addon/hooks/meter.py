@@ -17,11 +17,11 @@ from addon.flowstate import FlowState
 from addon.hooks.cutoff import watch_stream
 from addon.hooks.shared import Shared
 from addon.metering.decoders import decode_bounded
-from addon.metering.json_usage import parse_response
-from addon.metering.stream import Forward, StreamMeter
+from addon.metering.stream import Forward
 from addon.metering.usage import MeterResult
 from addon.providers.base import Provider
 from addon.providers.key_health import Answer, judge
+from addon.providers.wire import always_streams, parse_response, stream_meter
 from addon.records import UsageDraft
 from addon.writer import HealthEvent
 
@@ -51,9 +51,9 @@ class Meter:
             if resp.status_code < 400:  # errors: judged in `response`, with their body
                 self._report_health(state, Answer("ok"))
             content_type = resp.headers.get("content-type", "")
-            streamed = "event-stream" in content_type or state.api == "gemini.stream"
+            streamed = "event-stream" in content_type or always_streams(state.api)
             if streamed and resp.status_code < 400:  # an error is small: buffered and judged
-                state.meter = StreamMeter(
+                state.meter = stream_meter(
                     state.api,
                     strip_injected_usage=state.injected_usage,
                     content_encoding=resp.headers.get("content-encoding"),
@@ -227,7 +227,7 @@ def _draft(
     flow: http.HTTPFlow | None,
 ) -> UsageDraft:
     resp = flow.response if flow is not None else None
-    req_id_header = "request-id" if state.provider.error_shape == "anthropic" else "x-request-id"
+    req_id_header = state.provider.request_id_header
     return UsageDraft(
         request_id=state.request_id,
         created_at=datetime.fromtimestamp(state.started_at, UTC),

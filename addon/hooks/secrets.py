@@ -14,7 +14,7 @@ from mitmproxy import http
 from mitmproxy.net import encoding as net_encoding
 
 from addon import scrubbing
-from addon.errors import AnswerWithheld, render
+from addon.errors import AnswerWithheld
 from addon.flowstate import FlowState
 from addon.hooks.shared import Shared
 from addon.metering.decoders import decoder_for
@@ -107,7 +107,7 @@ class KeepSecrets:
 
 def withhold(flow: http.HTTPFlow, state: FlowState) -> None:
     err = AnswerWithheld("The upstream's answer contained the real API key; withheld.")
-    status, body, headers = render(err, state.provider.error_shape)
+    status, body, headers = state.provider.render_error(err)
     flow.response = http.Response.make(status, body, headers)
 
 

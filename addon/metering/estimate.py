@@ -27,10 +27,10 @@ from tiktoken.model import encoding_name_for_model
 from tiktoken_ext.openai_public import ENDOFPROMPT, ENDOFTEXT, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
 
 from addon.metering.chat_tokens import chat_format, chat_prompt_tokens
-from addon.metering.prompt_text import pretokenized_count, prompt_text
+from addon.metering.prompt_text import openai_prompt_text, pretokenized_count
 from addon.metering.responses_tokens import responses_prompt_tokens
 
-__all__ = ["count_tokens", "encoding_for_model", "estimate_prompt_tokens", "prompt_text"]
+__all__ = ["count_tokens", "encoding_for_model", "openai_prompt_tokens"]
 
 ENCODINGS_DIR = Path(__file__).with_name("encodings")
 
@@ -157,15 +157,15 @@ def count_tokens(text: str, model: str | None) -> int:
     return len(encoding.encode_ordinary(text))
 
 
-def estimate_prompt_tokens(api: str, body: object, model: str | None) -> int:
-    """Estimated input tokens of a parsed request body: its text, counted for ``model``, plus
-    any inputs the client sent already tokenized (lists of token ids). A Chat Completions
-    prompt is counted as the model sees it: each message framed with its role, tool
-    definitions rendered, the reply primed (see ``chat_tokens.py``)."""
+def openai_prompt_tokens(api: str, body: object, model: str | None) -> int:
+    """Estimated input tokens of a parsed OpenAI-style request body: its text, counted for
+    ``model``, plus any inputs the client sent already tokenized (lists of token ids). A Chat
+    Completions prompt is counted as the model sees it: each message framed with its role,
+    tool definitions rendered, the reply primed (see ``chat_tokens.py``)."""
     if api == "openai.chat" and isinstance(body, Mapping):
         encoding, _, _ = encoding_for_model(model)
         return chat_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
     if api == "openai.responses" and isinstance(body, Mapping):
         encoding, _, _ = encoding_for_model(model)
         return responses_prompt_tokens(body, encoding.encode_ordinary, chat_format(model))
-    return count_tokens(prompt_text(api, body), model) + pretokenized_count(api, body)
+    return count_tokens(openai_prompt_text(api, body), model) + pretokenized_count(api, body)

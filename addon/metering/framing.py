@@ -1,9 +1,10 @@
 """How a stream's bytes are cut into events: Server-Sent Events, or a JSON array.
 
-Every provider streams SSE except Gemini's ``streamGenerateContent`` without ``?alt=sse``,
-which sends a JSON array (``application/json``). For a ``gemini.*`` api the response's
-``content-type`` decides; when it is missing or says neither, the first non-blank byte does
-(``[`` or ``{``: JSON, anything else: SSE).
+Every provider streams SSE (:func:`sse_framing`) except Gemini's ``streamGenerateContent``
+without ``?alt=sse``, which sends a JSON array (``application/json``). With
+:func:`negotiated_framing` the response's ``content-type`` decides; when it is missing or says
+neither, the first non-blank byte does (``[`` or ``{``: JSON, anything else: SSE). Which
+framing a wire format uses is said by the format (``addon/providers``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ class Splitter(Protocol):
     def flush(self) -> list[SseEvent]: ...
 
 
-def splitter_for(api: str, content_type: str | None) -> Callable[[], Splitter]:
-    """A factory of splitters for a response of ``api`` with this ``content-type``."""
-    if not api.startswith("gemini."):
-        return SseSplitter
+def sse_framing(content_type: str | None) -> Callable[[], Splitter]:
+    """Server-Sent Events, whatever the ``content-type`` says."""
+    return SseSplitter
+
+
+def negotiated_framing(content_type: str | None) -> Callable[[], Splitter]:
+    """SSE or a JSON array, as the response's ``content-type`` (or its first byte) says."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media == "text/event-stream":
         return SseSplitter

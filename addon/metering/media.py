@@ -27,9 +27,6 @@ IMAGE_APIS = frozenset({"openai.images", "openai.image_edits", "openai.image_var
 TRANSCRIPTION_APIS = frozenset({"openai.transcriptions", "openai.translations"})
 SPEECH_APIS = frozenset({"openai.speech"})
 MEDIA_APIS = IMAGE_APIS | TRANSCRIPTION_APIS | SPEECH_APIS
-FREE_APIS = frozenset(
-    {"openai.moderations", "openai.count_tokens", "anthropic.count_tokens", "gemini.count_tokens"}
-)
 _FORM_FIELDS = ("model", "n", "size", "quality", "response_format")
 MAX_SECONDS = Decimal(10**7)  # more than 115 days of audio: not a real answer
 

@@ -2,7 +2,8 @@
 
 Text parts, tool calls and tool definitions (as JSON) are collected; images, audio and files
 are skipped, since their tokens cannot be counted from the request. Unexpected shapes are
-skipped, never raised on.
+skipped, never raised on. One reader per wire format; the format says which is its own
+(``addon.providers.wire.prompt_text``).
 """
 
 from __future__ import annotations
@@ -15,23 +16,18 @@ _MAX_DEPTH = 32  # nested tool results deeper than this are not counted
 _TEXT_FIELDS = ("text", "thinking", "name", "arguments", "output", "refusal")
 
 
-def prompt_text(api: str, body: object) -> str:
-    """The text of a request body of ``api`` whose tokens the provider bills as input.
+def openai_prompt_text(api: str, body: object) -> str:
+    """The text of an OpenAI-style request body of ``api`` that the provider bills as input.
 
-    OpenAI chat ``messages`` (content strings or parts, tool calls) and ``tools``/``functions``;
+    Chat ``messages`` (content strings or parts, tool calls) and ``tools``/``functions``;
     legacy completions ``prompt`` (and ``suffix``); embeddings ``input``; Responses
-    ``instructions``, ``input`` (string or items) and ``tools``; Anthropic ``system``,
-    ``messages`` and ``tools``; Gemini ``systemInstruction``, ``contents`` (text parts, function
-    calls and responses) and the tools' function declarations (a countTokens body may nest all
-    that in ``generateContentRequest``). Token-id lists are not text: see
-    :func:`pretokenized_count`.
+    ``instructions``, ``input`` (string or items) and ``tools``. Token-id lists are not text:
+    see :func:`pretokenized_count`.
     """
     if not isinstance(body, Mapping):
         return ""
     parts: list[str] = []
-    if api.startswith("gemini."):
-        _gemini(body, parts)
-    elif api == "openai.completions":
+    if api == "openai.completions":
         _strings(body.get("prompt"), parts)
         _add(body.get("suffix"), parts)
     elif api == "openai.embeddings":
@@ -40,14 +36,39 @@ def prompt_text(api: str, body: object) -> str:
         _add(body.get("instructions"), parts)
         _content(body.get("input"), parts, 0)
         _tools(body.get("tools"), parts)
-    else:  # chat-shaped: openai.chat, anthropic.messages, anthropic.count_tokens, *.other
-        _content(body.get("system"), parts, 0)
-        messages = body.get("messages")
-        for message in messages if isinstance(messages, list) else ():
-            _block(message, parts, 0)
-        _tools(body.get("tools"), parts)
-        _tools(body.get("functions"), parts)
+    else:  # chat-shaped: openai.chat, openai.other
+        _chat(body, parts)
     return "\n".join(parts)
+
+
+def chat_prompt_text(api: str, body: object) -> str:
+    """A chat-shaped body (Anthropic's messages and count_tokens): ``system``, ``messages``
+    and ``tools``."""
+    if not isinstance(body, Mapping):
+        return ""
+    parts: list[str] = []
+    _chat(body, parts)
+    return "\n".join(parts)
+
+
+def gemini_prompt_text(api: str, body: object) -> str:
+    """A Gemini body: ``systemInstruction``, ``contents`` (text parts, function calls and
+    responses) and the tools' function declarations (a countTokens body may nest all that in
+    ``generateContentRequest``)."""
+    if not isinstance(body, Mapping):
+        return ""
+    parts: list[str] = []
+    _gemini(body, parts)
+    return "\n".join(parts)
+
+
+def _chat(body: Mapping[str, Any], parts: list[str]) -> None:
+    _content(body.get("system"), parts, 0)
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        _block(message, parts, 0)
+    _tools(body.get("tools"), parts)
+    _tools(body.get("functions"), parts)
 
 
 def message_text(message: Mapping[str, Any]) -> str:

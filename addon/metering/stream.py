@@ -18,9 +18,10 @@ holding back an incomplete tail, and drops exactly the usage-only chunk (non-nul
 (:attr:`StreamMeter.decodes_for_client`: the caller removes ``content-encoding`` before the
 headers leave), so the client still gets the upstream's bytes, decoded, minus that one chunk.
 
-For ``gemini.*`` apis the ``content_type`` picks the framing: ``text/event-stream`` (``alt=sse``)
-or ``application/json`` (a JSON array, split incrementally by brace balancing); without one,
-the first non-blank byte decides (see ``framing.py``).
+The caller gives the dialect: ``events`` makes the handler that meters each event
+(``stream_events.py``), ``new_splitter`` cuts bytes into events (``framing.py``: SSE, or for
+Gemini a JSON array split incrementally by brace balancing). The wire format of the api picks
+both (``addon.providers.wire.stream_meter``).
 
 ``feed`` never raises: on an unexpected error it logs one warning, forwards what it holds plus
 the chunk, and stops metering.
@@ -29,11 +30,12 @@ the chunk, and stops metering.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from addon.metering.decoders import IdentityDecoder, decoder_for
-from addon.metering.framing import splitter_for
+from addon.metering.framing import Splitter
 from addon.metering.sse import SseEvent
-from addon.metering.stream_events import handler_for
+from addon.metering.stream_events import EventHandler
 from addon.metering.stream_state import StreamState
 from addon.metering.usage import MeterResult
 
@@ -54,14 +56,15 @@ class StreamMeter:
         self,
         api: str,
         *,
+        events: Callable[[StreamState], EventHandler],
+        new_splitter: Callable[[], Splitter],
         strip_injected_usage: bool = False,
         content_encoding: str | None = None,
-        content_type: str | None = None,
     ) -> None:
         self.api = api
         self._state = StreamState()
-        self._handler = handler_for(api, self._state)
-        self._new_splitter = splitter_for(api, content_type)
+        self._handler = events(self._state)
+        self._new_splitter = new_splitter
         self._splitter = self._new_splitter()
         decoder = decoder_for(content_encoding)
         self._decoder = decoder

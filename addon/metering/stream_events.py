@@ -202,11 +202,16 @@ class AnthropicEvents:
             self.state.extras["service_tier"] = tier
 
 
-def handler_for(api: str, state: StreamState) -> EventHandler:
+def openai_events(api: str, state: StreamState) -> EventHandler:
+    """The handler of an OpenAI-style stream: the Responses API's, or the chat one."""
     if api == "openai.responses":
         return ResponsesEvents(state)
-    if api.startswith("anthropic."):
-        return AnthropicEvents(state)
-    if api.startswith("gemini."):
-        return GeminiEvents(state)
     return OpenAIChatEvents(state)
+
+
+def anthropic_events(api: str, state: StreamState) -> EventHandler:
+    return AnthropicEvents(state)
+
+
+def gemini_events(api: str, state: StreamState) -> EventHandler:
+    return GeminiEvents(state)

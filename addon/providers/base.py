@@ -1,4 +1,9 @@
-"""What the gateway knows about one provider, and the auth styles it can swap."""
+"""What the gateway knows about one provider, and the auth styles it can swap.
+
+Each provider is one module beside this one (``openai.py``, ``gemini.py`` …) that builds its
+``Provider``; ``registry.py`` lists the built-ins. What a provider shares with others — its
+wire format: meters, stream framing, prompt text, error shape — is a ``WireFormat`` object.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from addon.errors import GatewayError
 from addon.providers.key_health import KeyCheck, RetryHint, openai_key_rejected
+from addon.providers.wire_format import Rendered, WireFormat
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,9 @@ class Provider:
     hosts: tuple[str, ...]
     default_base_url: str
     auth: AuthStyle
-    error_shape: str
-    classify: Callable[[str, str], str]  # (method, path without base prefix) -> api name
+    wire: WireFormat  # its dialect; its errors are rendered in this format's shape
+    # (method, path without base prefix) -> api name; None: the wire format's classification
+    classify: Callable[[str, str], str] | None = None
     strip_headers: tuple[str, ...] = ()  # client headers that must not reach the provider
     # streams carry usage only when asked (OpenAI's include_usage); False where the provider
     # always sends it (OpenRouter): then nothing is injected and nothing is stripped
@@ -55,6 +63,20 @@ class Provider:
     # `tollkeeper providers test`: one cheap authenticated GET, below the base URL
     test_path: str = "/models"
     test_headers: tuple[tuple[str, str], ...] = ()
+
+    def render_error(self, err: GatewayError) -> Rendered:
+        """(status, body, headers) of the gateway's own error, shaped as the provider's."""
+        return self.wire.render_error(err)
+
+    @property
+    def request_id_header(self) -> str:
+        """The response header that carries the provider's request id."""
+        return self.wire.request_id_header
+
+    def injects_include_usage(self, api: str) -> bool:
+        """Whether a streamed request of ``api`` must be given
+        ``stream_options.include_usage`` for its stream to report usage."""
+        return self.stream_usage_opt_in and api in self.wire.include_usage_apis
 
     @property
     def keeps_destination(self) -> bool:
@@ -83,7 +105,8 @@ class Provider:
             if prefix and (bare == prefix or bare.startswith(prefix + "/")):
                 bare = bare[len(prefix) :]
                 break
-        return self.classify(method.upper(), bare.rstrip("/"))
+        classify = self.classify or self.wire.classify
+        return classify(method.upper(), bare.rstrip("/"))
 
 
 _SLASHES = re.compile(r"//+")
@@ -94,90 +117,3 @@ def collapse_slashes(path: str) -> str:
     slashes and the providers accept them, so classification must too. Only for reading the
     path; the request is forwarded as the client sent it."""
     return _SLASHES.sub("/", path)
-
-
-# POST paths of paid OpenAI-style endpoints that are not token APIs (see metering/media.py)
-OPENAI_MEDIA_PATHS = {
-    "/images/generations": "openai.images",
-    "/images/edits": "openai.image_edits",
-    "/images/variations": "openai.image_variations",
-    "/audio/transcriptions": "openai.transcriptions",
-    "/audio/translations": "openai.translations",
-    "/audio/speech": "openai.speech",
-    "/moderations": "openai.moderations",
-}
-
-
-def openai_classify(method: str, path: str) -> str:
-    if path == "/realtime" or path.startswith("/realtime/"):
-        return "openai.realtime"  # a websocket (GET) or its sessions: paid, not metered
-    if method == "POST":
-        if path == "/chat/completions":
-            return "openai.chat"
-        if path == "/completions":
-            return "openai.completions"
-        if path == "/embeddings":
-            return "openai.embeddings"
-        if path == "/responses":
-            return "openai.responses"
-        if path == "/responses/input_tokens":  # counts a prompt: free
-            return "openai.count_tokens"
-        if path in OPENAI_MEDIA_PATHS:
-            return OPENAI_MEDIA_PATHS[path]
-    return "openai.other"
-
-
-def anthropic_classify(method: str, path: str) -> str:
-    if method == "POST":
-        if path == "/v1/messages":
-            return "anthropic.messages"
-        if path == "/v1/messages/count_tokens":
-            return "anthropic.count_tokens"
-    return "anthropic.other"
-
-
-def azure_classify(method: str, path: str) -> str:
-    """``/openai/deployments/{d}/chat/completions`` and ``/openai/v1/chat/completions``."""
-    return openai_classify(method, _azure_tail(path))
-
-
-def _azure_tail(path: str) -> str:
-    parts = path.split("/")
-    if parts[1:3] == ["openai", "deployments"] and len(parts) > 3:
-        return "/" + "/".join(parts[4:])
-    if parts[1:3] == ["openai", "v1"]:
-        return "/" + "/".join(parts[3:])
-    return path
-
-
-def azure_deployment(path: str) -> str | None:
-    parts = collapse_slashes(path.split("?", 1)[0]).split("/")
-    if parts[1:3] == ["openai", "deployments"] and len(parts) > 3:
-        return parts[3]
-    return None
-
-
-_GEMINI_OPENAI = re.compile(r"^/v1[a-z0-9]*/openai(/.*)$")
-
-
-def gemini_classify(method: str, path: str) -> str:
-    """``/v1beta/models/{model}:generateContent`` and friends; the OpenAI-compatible API
-    (``/v1beta/openai/chat/completions``, ``/embeddings``…) is metered as OpenAI's."""
-    if compatible := _GEMINI_OPENAI.match(path):
-        return openai_classify(method, compatible.group(1))
-    _, _, action = path.rpartition(":")
-    if method == "POST" and "/models/" in path:
-        if action == "generateContent":
-            return "gemini.generate"
-        if action == "streamGenerateContent":
-            return "gemini.stream"
-        if action == "countTokens":
-            return "gemini.count_tokens"
-    return "gemini.other"
-
-
-def gemini_model(path: str) -> str | None:
-    bare = collapse_slashes(path.split("?", 1)[0])
-    if "/models/" not in bare:
-        return None
-    return bare.split("/models/", 1)[1].split(":", 1)[0] or None

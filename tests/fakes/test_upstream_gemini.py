@@ -17,9 +17,9 @@ from fakes.gemini_payloads import running_usage
 from fakes.upstream import FakeUpstream, Headers, request_key
 from fakes.wire import post, raw_exchange
 
-from addon.metering.json_usage import parse_response
-from addon.metering.stream import StreamMeter
 from addon.metering.usage import Usage
+from addon.providers import wire
+from addon.providers.wire import parse_response
 
 MODEL = "gemini-2.5-flash"
 BASE = f"/v1beta/models/{MODEL}"
@@ -59,7 +59,7 @@ def stream_objects(chunks: list[tuple[float, bytes]], sse: bool) -> list[Any]:
 
 def meter(chunks: list[tuple[float, bytes]], content_type: str) -> Any:
     """What the gateway's stream meter makes of a response, fed chunk by chunk as it came."""
-    stream_meter = StreamMeter("gemini.stream", content_type=content_type)
+    stream_meter = wire.stream_meter("gemini.stream", content_type=content_type)
     for _, chunk in chunks:
         assert stream_meter.feed(chunk) is chunk
     stream_meter.feed(b"")
@@ -302,7 +302,7 @@ def test_gzip_json_and_streams(up: FakeUpstream) -> None:
         plain = b"".join(unpacker.decompress(chunk) for _, chunk in chunks)
         assert done and headers["content-encoding"] == "gzip"
         assert stream_objects([(0.0, plain)], sse=path == SSE)[-1]["modelVersion"] == MODEL
-        stream_meter = StreamMeter(
+        stream_meter = wire.stream_meter(
             "gemini.stream", content_type=headers["content-type"], content_encoding="gzip"
         )
         for _, chunk in chunks:

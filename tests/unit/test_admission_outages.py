@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from addon.admission import Admission, LimitsUnavailable
-from addon.errors import render
 from addon.limits import Limits
 from addon.pricing.table import PriceBook
+from addon.providers.registry import PROVIDERS
 from addon.store.db import make_engine, open_store
 from addon.store.limits_repo import LimitExceeded
 from addon.store.models import InflightRequest, KeyMinuteUsage
@@ -72,7 +72,7 @@ def test_an_unreachable_database_answers_503_with_retry_after() -> None:
     admission = Admission(engine, instance_id="inst1", retry_after_s=3)
     with pytest.raises(LimitsUnavailable) as exc:
         asyncio.run(admission.admit(**request("r1")))
-    status, _, headers = render(exc.value, "openai")
+    status, _, headers = PROVIDERS["openai"].render_error(exc.value)
     assert status == 503 and headers["retry-after"] == "3"
     assert headers["x-tollkeeper-error"] == "limits_unavailable"
     admission.stop()

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from addon.errors import (
+    CATEGORIES,
     BudgetExceeded,
     GatewayError,
     GatewayFault,
@@ -20,8 +21,20 @@ from addon.errors import (
     RateLimited,
     UpstreamTimeout,
     UpstreamUnreachable,
-    render,
 )
+from addon.providers.anthropic_style import ANTHROPIC_STYLE
+from addon.providers.gemini import GEMINI_STYLE
+from addon.providers.openai_style import OPENAI_STYLE
+from addon.providers.registry import PROVIDERS
+from addon.providers.wire_format import Rendered
+
+SHAPES = {"openai": OPENAI_STYLE, "anthropic": ANTHROPIC_STYLE, "gemini": GEMINI_STYLE}
+
+
+def render(err: GatewayError, shape: str) -> Rendered:
+    """``err`` as a client of the wire format ``shape`` receives it."""
+    return SHAPES[shape].render_error(err)
+
 
 # (error, status, code, openai type, openai code, anthropic type, gemini status)
 CASES: list[tuple[GatewayError, int, str, str, str, str, str]] = [
@@ -99,6 +112,7 @@ CASES: list[tuple[GatewayError, int, str, str, str, str, str]] = [
     ),
 ]
 IDS = [type(c[0]).__name__ for c in CASES]
+ANTHROPIC_TYPES = {type(c[0]): c[5] for c in CASES}
 
 
 @pytest.mark.parametrize(("err", "status", "code", "otype", "ocode", "_a", "_g"), CASES, ids=IDS)
@@ -145,8 +159,15 @@ def test_gemini_shape(
     assert headers["x-tollkeeper-error"] == code
 
 
-def test_unknown_shape_falls_back_to_openai() -> None:
-    assert json.loads(render(InvalidKey("x"), "azure")[1])["error"]["code"] == "invalid_api_key"
+def test_azure_and_the_compatible_family_answer_in_openai_shape() -> None:
+    for name in ("azure", "mistral", "openrouter"):
+        body = PROVIDERS[name].render_error(InvalidKey("x"))[1]
+        assert json.loads(body)["error"]["code"] == "invalid_api_key"
+
+
+def test_every_category_has_a_type_in_every_shape() -> None:
+    for wire in SHAPES.values():
+        assert set(wire.error_types) == CATEGORIES
 
 
 @pytest.mark.parametrize("shape", ["openai", "anthropic", "gemini"])
@@ -268,7 +289,7 @@ def test_anthropic_sdk_raises_its_usual_exception(
         anthropic_call(handler)
     e = exc_info.value
     assert e.status_code == err.status
-    assert e.type == err.anthropic_type
+    assert e.type == ANTHROPIC_TYPES[type(err)]
     assert e.api_message == err.message
     assert e.request_id == handler.headers["request-id"]
     assert handler.calls == 1

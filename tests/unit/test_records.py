@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from addon.metering.json_usage import parse_response
 from addon.metering.usage import MeterResult, Usage
 from addon.pricing.table import PriceBook
+from addon.providers.wire import parse_response
 from addon.records import UsageDraft, finish, minimal_record, price
 
 BOOK = PriceBook.bundled()

@@ -18,10 +18,10 @@ from addon.metering import estimate
 from addon.metering.estimate import (
     count_tokens,
     encoding_for_model,
-    estimate_prompt_tokens,
     get_encoding,
     load_ranks,
 )
+from addon.providers.wire import estimate_prompt_tokens
 
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 

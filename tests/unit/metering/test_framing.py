@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from addon.metering.framing import SniffingSplitter, splitter_for
+from addon.metering.framing import SniffingSplitter, Splitter
 from addon.metering.json_array import JsonArraySplitter
 from addon.metering.sse import SseSplitter
+from addon.providers.wire import wire_for
+
+
+def splitter_for(api: str, content_type: str | None) -> Callable[[], Splitter]:
+    """The framing the wire format of ``api`` picks for this content-type."""
+    return wire_for(api).framing(content_type)
 
 
 @pytest.mark.parametrize("content_type", [None, "application/json", "text/event-stream"])

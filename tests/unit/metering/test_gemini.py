@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 
 from addon.metering import stream as stream_module
 from addon.metering.gemini import GeminiEvents
-from addon.metering.json_usage import parse_response
 from addon.metering.sse import SseEvent
-from addon.metering.stream import StreamMeter
 from addon.metering.stream_state import StreamState
 from addon.metering.usage import MeterResult, Usage
+from addon.providers.wire import parse_response, stream_meter
 
 MODEL = "gemini-2.5-flash"
 SSE = "text/event-stream"
@@ -97,7 +96,7 @@ def run(
     stream: bytes, content_type: str | None, cuts: list[int] | None = None, **kwargs: Any
 ) -> tuple[bytes, MeterResult]:
     """Feed ``stream`` to a gemini.stream meter cut at ``cuts`` (default: byte by byte)."""
-    meter = StreamMeter("gemini.stream", content_type=content_type, **kwargs)
+    meter = stream_meter("gemini.stream", content_type=content_type, **kwargs)
     positions = sorted(set(cuts)) if cuts is not None else list(range(1, len(stream)))
     forwarded = []
     start = 0

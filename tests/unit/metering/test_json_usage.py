@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.metering.json_usage import parse_response
+from addon.metering.json_usage import parse_anthropic, parse_openai
 from addon.metering.usage import MeterResult, Usage
+from addon.providers.wire import parse_response
 
 
 def body(obj: Any) -> bytes:
@@ -355,3 +356,16 @@ def test_never_raises_on_arbitrary_bytes(api: str, raw: bytes) -> None:
 def test_never_raises_on_arbitrary_shapes(api: str, doc: dict[str, Any]) -> None:
     result = parse_response(api, body(doc))
     assert result.error_kind is None or isinstance(result.error_kind, str)
+
+
+def test_each_format_has_its_own_reader() -> None:
+    """The wire formats dispatch here: OpenAI-style and Anthropic-style bodies."""
+    assert parse_openai("openai.chat", body(OPENAI_CHAT)) == parse_response(
+        "openai.chat", body(OPENAI_CHAT)
+    )
+    assert (
+        parse_anthropic("anthropic.messages", body(ANTHROPIC)).usage
+        == parse_response("anthropic.messages", body(ANTHROPIC)).usage
+    )
+    counted = parse_anthropic("anthropic.count_tokens", b'{"input_tokens": 4}')
+    assert counted.extras == {"counted_input_tokens": 4}

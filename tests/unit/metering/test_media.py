@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.metering.json_usage import parse_response
 from addon.metering.media import (
     MEDIA_APIS,
     MediaUsage,
@@ -19,6 +18,7 @@ from addon.metering.media import (
     request_facts,
 )
 from addon.metering.usage import MeterResult, Usage
+from addon.providers.wire import parse_response
 
 # gpt-image-1 answer shape (OpenAI images API reference)
 IMAGE_ANSWER = {

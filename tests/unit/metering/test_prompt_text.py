@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from addon.metering.prompt_text import pretokenized_count, prompt_text
+from addon.metering.prompt_text import pretokenized_count
+from addon.providers.wire import prompt_text
 
 WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}}
 

@@ -22,16 +22,14 @@ from fakes.recorded import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addon.hooks.admit import INCLUDE_USAGE_APIS
 from addon.metering.chat_tokens import GPT_OSS, chat_format
-from addon.metering.estimate import encoding_for_model, estimate_prompt_tokens
-from addon.metering.json_usage import parse_response
-from addon.metering.stream import StreamMeter
+from addon.metering.estimate import encoding_for_model
 from addon.metering.usage import MeterResult
 from addon.pricing.table import PriceBook
 from addon.providers.base import Provider
 from addon.providers.registry import BUILTIN
-from addon.records import BILLABLE_APIS, UsageDraft, finish
+from addon.providers.wire import BILLABLE_APIS, estimate_prompt_tokens, parse_response, stream_meter
+from addon.records import UsageDraft, finish
 from addon.store.rows import UsageRow, as_dict
 
 CASES = load_cases()
@@ -61,17 +59,12 @@ def strips_usage(case: Case) -> bool:
         asked_stream = json.loads(case.request_body).get("stream") is True
     except ValueError:
         asked_stream = False
-    return (
-        provider.stream_usage_opt_in
-        and api in INCLUDE_USAGE_APIS
-        and asked_stream
-        and not case.client_asked_usage
-    )
+    return provider.injects_include_usage(api) and asked_stream and not case.client_asked_usage
 
 
 def meter_stream(case: Case, chunks: list[bytes]) -> tuple[bytes, MeterResult]:
     _, api = provider_and_api(case)
-    meter = StreamMeter(
+    meter = stream_meter(
         api,
         strip_injected_usage=strips_usage(case),
         content_encoding=case.content_encoding,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from addon.metering.chat_tokens import CHATML, GPT_OSS, HARMONY, chat_prompt_tokens
-from addon.metering.estimate import estimate_prompt_tokens, get_encoding
+from addon.metering.estimate import get_encoding
 from addon.metering.responses_tokens import as_chat, responses_prompt_tokens
+from addon.providers.wire import estimate_prompt_tokens
 
 ENCODE = get_encoding("o200k_base").encode_ordinary
 TOOL = {"type": "function", "name": "multiply", "description": "Multiply two numbers.",

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from addon.metering import stream as stream_module
 from addon.metering.stream import StreamMeter
 from addon.metering.usage import MeterResult, Usage
+from addon.providers.wire import stream_meter
 
 
 def sse(obj: Any, event: str | None = None, sep: bytes = b"\n") -> bytes:
@@ -180,7 +181,7 @@ def sent(out: bytes | list[bytes]) -> bytes:
 
 
 def test_chat_stream_with_usage() -> None:
-    _, result = run(StreamMeter("openai.chat"), b"".join(chat_events(with_usage=True)))
+    _, result = run(stream_meter("openai.chat"), b"".join(chat_events(with_usage=True)))
     assert result == MeterResult(
         usage=Usage(12, 0, 0, 0, 2, 0),
         model=CHAT_MODEL,
@@ -191,7 +192,7 @@ def test_chat_stream_with_usage() -> None:
 
 
 def test_chat_stream_without_usage_keeps_the_text() -> None:
-    _, result = run(StreamMeter("openai.chat"), b"".join(chat_events(with_usage=False)))
+    _, result = run(stream_meter("openai.chat"), b"".join(chat_events(with_usage=False)))
     assert result.usage is None
     assert (result.output_text, result.model, result.streamed) == ("Hello!", CHAT_MODEL, True)
 
@@ -204,14 +205,14 @@ def test_chat_usage_is_the_last_non_null_value_not_a_sum() -> None:
         sse(chat_chunk(None, usage=CHAT_USAGE)),
         sse(chat_chunk({}, usage=None)),
     ])  # fmt: skip
-    _, result = run(StreamMeter("openai.chat"), stream)
+    _, result = run(stream_meter("openai.chat"), stream)
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
 
 
 def test_azure_annotation_chunks_with_empty_model_do_not_erase_the_model() -> None:
     events = chat_events(with_usage=True)
     stream = AZURE_FILTER + b"".join(events[:-1]) + AZURE_FILTER + events[-1]
-    forwarded, result = run(StreamMeter("openai.chat", strip_injected_usage=True), stream)
+    forwarded, result = run(stream_meter("openai.chat", strip_injected_usage=True), stream)
     assert result.model == CHAT_MODEL
     assert b"".join(forwarded).count(AZURE_FILTER) == 2
 
@@ -226,7 +227,7 @@ def test_chat_tool_call_arguments_and_legacy_text_are_collected() -> None:
         sse({"id": "cmpl-fx", "object": "text_completion", "model": "gpt-3.5-turbo-instruct",
              "choices": [{"text": " legacy", "index": 0}]}),
     ])  # fmt: skip
-    _, result = run(StreamMeter("openai.completions"), stream)
+    _, result = run(stream_meter("openai.completions"), stream)
     assert result.output_text == '{"city":"Paris"} legacy'
 
 
@@ -236,7 +237,7 @@ def test_reasoning_deltas_count_as_output_text() -> None:
         sse(chat_chunk({"content": None, "reasoning": "More. "})),  # OpenRouter's name
         sse(chat_chunk({"content": "Answer"})),
     ])  # fmt: skip
-    _, result = run(StreamMeter("openai.chat"), stream)
+    _, result = run(stream_meter("openai.chat"), stream)
     assert result.output_text == "Think. More. Answer"
 
 
@@ -247,7 +248,7 @@ def test_groq_usage_in_x_groq_and_openrouter_cost_with_comments() -> None:
         + sse(chat_chunk({"content": "x"}))
         + sse(chat_chunk({}, "stop", x_groq={"id": "req_fx", "usage": groq_usage}))
     )
-    _, groq = run(StreamMeter("openai.chat"), stream)
+    _, groq = run(stream_meter("openai.chat"), stream)
     assert groq.usage == Usage(30, 0, 0, 0, 9, 0)
     assert groq.extras == {}
     openrouter_usage = {
@@ -256,7 +257,7 @@ def test_groq_usage_in_x_groq_and_openrouter_cost_with_comments() -> None:
         "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 6},
     }
     stream += sse(chat_chunk(None, usage=openrouter_usage))  # fmt: skip
-    _, openrouter = run(StreamMeter("openai.chat"), stream)
+    _, openrouter = run(stream_meter("openai.chat"), stream)
     assert openrouter.usage == Usage(30, 4, 6, 0, 9, 0)
     assert openrouter.extras == {"provider_cost": "0.0000303"}
 
@@ -265,14 +266,14 @@ def test_chat_mid_stream_error() -> None:
     error = {"error": {"message": "The server had an error", "type": "server_error",
                        "param": None, "code": None}}  # fmt: skip
     stream = b"".join(chat_events(with_usage=True)[:2]) + sse(error)
-    _, result = run(StreamMeter("openai.chat"), stream)
+    _, result = run(stream_meter("openai.chat"), stream)
     assert result.error_kind == "stream_error:server_error"
     assert result.usage is None
     assert result.output_text == "Hello"
 
 
 def test_responses_stream() -> None:
-    _, result = run(StreamMeter("openai.responses"), b"".join(RESPONSES_EVENTS))
+    _, result = run(stream_meter("openai.responses"), b"".join(RESPONSES_EVENTS))
     assert result == MeterResult(
         usage=Usage(2048, 1536, 0, 0, 180, 128),
         model=RESPONSES_MODEL,
@@ -285,10 +286,10 @@ def test_responses_stream() -> None:
 def test_responses_usage_only_from_the_terminal_event() -> None:
     bogus = {**RESPONSES_USAGE, "input_tokens": 999_999}
     early = responses_event("response.in_progress", response=response_obj("in_progress", bogus))
-    _, truncated = run(StreamMeter("openai.responses"), b"".join(RESPONSES_EVENTS[:5]) + early)
+    _, truncated = run(stream_meter("openai.responses"), b"".join(RESPONSES_EVENTS[:5]) + early)
     assert truncated.usage is None
     stream = b"".join(RESPONSES_EVENTS[:5]) + early + b"".join(RESPONSES_EVENTS[5:])
-    _, complete = run(StreamMeter("openai.responses"), stream)
+    _, complete = run(stream_meter("openai.responses"), stream)
     assert complete.usage == Usage(2048, 1536, 0, 0, 180, 128)
 
 
@@ -298,27 +299,27 @@ def test_responses_incomplete_and_failed_terminal_events() -> None:
     )
     head = b"".join(RESPONSES_EVENTS[:6])
     _, result = run(
-        StreamMeter("openai.responses"),
+        stream_meter("openai.responses"),
         head + responses_event("response.incomplete", response=incomplete),
     )
     assert result.usage == Usage(2048, 1536, 0, 0, 180, 128)
     assert result.extras == {"incomplete_reason": "max_output_tokens"}
     failed = response_obj("failed", None, error={"code": "server_error", "message": "x"})
     _, result = run(
-        StreamMeter("openai.responses"), head + responses_event("response.failed", response=failed)
+        stream_meter("openai.responses"), head + responses_event("response.failed", response=failed)
     )
     assert (result.usage, result.error_kind) == (None, "response_failed:server_error")
 
 
 def test_responses_error_event() -> None:
     error = responses_event("error", code="rate_limit_exceeded", message="slow down", param=None)
-    _, result = run(StreamMeter("openai.responses"), b"".join(RESPONSES_EVENTS[:5]) + error)
+    _, result = run(stream_meter("openai.responses"), b"".join(RESPONSES_EVENTS[:5]) + error)
     assert result.error_kind == "stream_error:rate_limit_exceeded"
     assert result.output_text == "Hi"
 
 
 def test_anthropic_stream() -> None:
-    _, result = run(StreamMeter("anthropic.messages"), b"".join(ANTHROPIC_EVENTS))
+    _, result = run(stream_meter("anthropic.messages"), b"".join(ANTHROPIC_EVENTS))
     assert result == MeterResult(
         usage=Usage(1825, 1800, 0, 0, 15, 0),
         model=ANTHROPIC_MODEL,
@@ -338,7 +339,7 @@ def test_anthropic_deltas_are_cumulative_never_summed() -> None:
         delta(input_tokens=25, cache_read_input_tokens=1800, output_tokens=15),
         delta(output_tokens=40, cache_creation_input_tokens=7),
     ])  # fmt: skip
-    _, result = run(StreamMeter("anthropic.messages"), stream)
+    _, result = run(stream_meter("anthropic.messages"), stream)
     assert result.usage == Usage(1832, 1800, 7, 0, 40, 0)
 
 
@@ -349,12 +350,12 @@ def test_anthropic_thinking_and_tool_input_deltas_are_text() -> None:
     stream = ANTHROPIC_START + b"".join(
         anthropic_event("content_block_delta", index=0, delta=d) for d in deltas
     )
-    _, result = run(StreamMeter("anthropic.messages"), stream)
+    _, result = run(stream_meter("anthropic.messages"), stream)
     assert result.output_text == 'hmm {"q": 1}'
 
 
 def test_anthropic_overloaded_mid_stream() -> None:
-    _, result = run(StreamMeter("anthropic.messages"), b"".join(ANTHROPIC_OVERLOADED))
+    _, result = run(stream_meter("anthropic.messages"), b"".join(ANTHROPIC_OVERLOADED))
     assert result.error_kind == "stream_error:overloaded_error"
     assert result.usage == Usage(1825, 1800, 0, 0, 1, 0)  # what message_start reported
     assert result.output_text == "Hello"
@@ -363,13 +364,13 @@ def test_anthropic_overloaded_mid_stream() -> None:
 def test_truncated_stream_keeps_text_and_reports_no_usage() -> None:
     stream = b"".join(chat_events(with_usage=True))
     cut = stream.index(b'"content": "!"') + 5
-    _, result = run(StreamMeter("openai.chat"), stream[:cut], end=False)
+    _, result = run(stream_meter("openai.chat"), stream[:cut], end=False)
     assert (result.usage, result.output_text, result.error_kind) == (None, "Hello", None)
 
 
 def test_bad_events_are_counted_not_raised() -> None:
     stream = b"data: {not json\n\n" + sse(chat_chunk(None, usage={"prompt_tokens": "x"}))
-    _, result = run(StreamMeter("openai.chat"), stream + b"".join(chat_events(with_usage=True)))
+    _, result = run(stream_meter("openai.chat"), stream + b"".join(chat_events(with_usage=True)))
     assert result.extras == {"bad_events": 2}
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
 
@@ -387,15 +388,15 @@ STREAMS = {
 def test_a_stream_is_finished_only_by_its_own_end_event(api: str) -> None:
     stream = STREAMS[api]
     last_event = stream.rstrip(b"\n").rfind(b"\n\n") + 2
-    _, whole = run(StreamMeter(api), stream)
-    _, cut = run(StreamMeter(api), stream[:last_event])
+    _, whole = run(stream_meter(api), stream)
+    _, cut = run(stream_meter(api), stream[:last_event])
     assert whole.finished
     assert not cut.finished
 
 
 @pytest.mark.parametrize("api", sorted(STREAMS))
 def test_pass_through_returns_each_chunk_itself_immediately(api: str) -> None:
-    meter = StreamMeter(api)
+    meter = stream_meter(api)
     stream = STREAMS[api]
     for start in range(0, len(stream), 5):
         chunk = stream[start : start + 5]
@@ -409,7 +410,7 @@ def test_strip_removes_exactly_the_usage_chunk_and_keeps_the_azure_filter_chunk(
     usage_event = events[4]
     assert b'"choices": []' in usage_event and b'"usage": {' in usage_event
     stream = AZURE_FILTER + b"".join(events)
-    forwarded, result = run(StreamMeter("openai.chat", strip_injected_usage=True), stream)
+    forwarded, result = run(stream_meter("openai.chat", strip_injected_usage=True), stream)
     assert b"".join(forwarded) == stream.replace(usage_event, b"")
     assert b"".join(forwarded).startswith(AZURE_FILTER)
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
@@ -418,7 +419,7 @@ def test_strip_removes_exactly_the_usage_chunk_and_keeps_the_azure_filter_chunk(
 
 def test_strip_with_crlf_separators_and_the_legacy_completions_api() -> None:
     events = chat_events(with_usage=True, sep=b"\r\n")
-    meter = StreamMeter("openai.completions", strip_injected_usage=True)
+    meter = stream_meter("openai.completions", strip_injected_usage=True)
     forwarded, result = run(meter, b"".join(events), cuts=list(range(1, 2000)))
     assert b"".join(forwarded) == b"".join(events[:4] + events[5:])
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
@@ -426,7 +427,7 @@ def test_strip_with_crlf_separators_and_the_legacy_completions_api() -> None:
 
 def test_strip_forwards_whole_events_and_holds_back_only_the_incomplete_tail() -> None:
     events = chat_events(with_usage=True)
-    meter = StreamMeter("openai.chat", strip_injected_usage=True)
+    meter = stream_meter("openai.chat", strip_injected_usage=True)
     first = events[0] + events[1][:10]
     assert sent(meter.feed(first)) == events[0]
     assert sent(meter.feed(events[1][10:] + events[2])) == events[1] + events[2]
@@ -439,7 +440,7 @@ def test_strip_forwards_whole_events_and_holds_back_only_the_incomplete_tail() -
 def test_strip_drops_a_usage_chunk_even_as_the_unterminated_tail() -> None:
     events = chat_events(with_usage=True)[:5]
     stream = b"".join(events)[:-2]  # no final blank line
-    forwarded, result = run(StreamMeter("openai.chat", strip_injected_usage=True), stream)
+    forwarded, result = run(stream_meter("openai.chat", strip_injected_usage=True), stream)
     assert b"".join(forwarded) == b"".join(events[:4])
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
 
@@ -447,14 +448,14 @@ def test_strip_drops_a_usage_chunk_even_as_the_unterminated_tail() -> None:
 @pytest.mark.parametrize("content_type", ["application/json", "text/event-stream", None])
 def test_content_type_only_matters_for_gemini(content_type: str | None) -> None:
     stream = STREAMS["openai.chat"]
-    _, expected = run(StreamMeter("openai.chat"), stream)
-    _, result = run(StreamMeter("openai.chat", content_type=content_type), stream)
+    _, expected = run(stream_meter("openai.chat"), stream)
+    _, result = run(stream_meter("openai.chat", content_type=content_type), stream)
     assert result == expected
 
 
 def test_strip_is_ignored_for_apis_without_an_injected_usage_chunk() -> None:
     for api in ("anthropic.messages", "gemini.stream"):
-        meter = StreamMeter(api, strip_injected_usage=True)
+        meter = stream_meter(api, strip_injected_usage=True)
         chunk = ANTHROPIC_EVENTS[0][:9]
         assert meter.feed(chunk) is chunk
         assert meter.result().extras == {}
@@ -479,7 +480,7 @@ def test_strip_of_a_compressed_stream_decodes_it_for_the_client(encoding: str) -
     events = chat_events(with_usage=True)
     plain = b"".join(events)
     compressed = COMPRESSORS[encoding](plain)
-    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding=encoding)
+    meter = stream_meter("openai.chat", strip_injected_usage=True, content_encoding=encoding)
     assert meter.decodes_for_client  # the hook then drops content-encoding
     forwarded, result = run(meter, compressed, cuts=list(range(3, len(compressed), 3)))
     assert b"".join(forwarded) == b"".join(events[:4] + events[5:])
@@ -489,7 +490,7 @@ def test_strip_of_a_compressed_stream_decodes_it_for_the_client(encoding: str) -
 
 def test_a_compressed_stream_that_needs_no_strip_passes_through_compressed() -> None:
     compressed = gzip.compress(b"".join(chat_events(with_usage=True)))
-    meter = StreamMeter("openai.chat", content_encoding="gzip")
+    meter = stream_meter("openai.chat", content_encoding="gzip")
     assert not meter.decodes_for_client
     forwarded, _ = run(meter, compressed)
     assert b"".join(forwarded) == compressed
@@ -501,14 +502,14 @@ def test_a_decoded_stream_still_reaches_the_client_after_metering_stops(
     monkeypatch.setattr(stream_module, "MAX_PENDING_BYTES", 64)
     events = chat_events(with_usage=True)
     plain = b"".join(events)
-    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding="gzip")
+    meter = stream_meter("openai.chat", strip_injected_usage=True, content_encoding="gzip")
     forwarded, result = run(meter, gzip.compress(plain), cuts=list(range(5, 4000, 5)))
     assert b"".join(forwarded) == plain  # too big to meter: nothing stripped, nothing lost
     assert result.extras.get("meter_overflow")
 
 
 def test_an_unknown_encoding_cannot_be_stripped_and_passes_through() -> None:
-    meter = StreamMeter("openai.chat", strip_injected_usage=True, content_encoding="compress")
+    meter = stream_meter("openai.chat", strip_injected_usage=True, content_encoding="compress")
     assert not meter.decodes_for_client
     forwarded, result = run(meter, b"\x1f\x9dnot really")
     assert b"".join(forwarded) == b"\x1f\x9dnot really"
@@ -519,8 +520,8 @@ def test_an_unknown_encoding_cannot_be_stripped_and_passes_through() -> None:
 @pytest.mark.parametrize("api", sorted(STREAMS))
 def test_compressed_stream_is_metered_and_forwarded_unchanged(encoding: str, api: str) -> None:
     compressed = COMPRESSORS[encoding](STREAMS[api])
-    _, expected = run(StreamMeter(api), STREAMS[api])
-    meter = StreamMeter(api, content_encoding=encoding)
+    _, expected = run(stream_meter(api), STREAMS[api])
+    meter = stream_meter(api, content_encoding=encoding)
     for start in range(0, len(compressed), 11):
         chunk = compressed[start : start + 11]
         assert meter.feed(chunk) is chunk
@@ -531,21 +532,21 @@ def test_compressed_stream_is_metered_and_forwarded_unchanged(encoding: str, api
 
 def test_raw_deflate_stream() -> None:
     compressed = raw_deflate(STREAMS["openai.chat"])
-    forwarded, result = run(StreamMeter("openai.chat", content_encoding="deflate"), compressed)
+    forwarded, result = run(stream_meter("openai.chat", content_encoding="deflate"), compressed)
     assert b"".join(forwarded) == compressed
     assert result.usage == Usage(12, 0, 0, 0, 2, 0)
 
 
 def test_corrupt_compressed_stream_passes_through_unmetered() -> None:
     garbage = b"\x1f\x8b\x08\x00" + b"\xff" * 40
-    forwarded, result = run(StreamMeter("openai.chat", content_encoding="gzip"), garbage)
+    forwarded, result = run(stream_meter("openai.chat", content_encoding="gzip"), garbage)
     assert b"".join(forwarded) == garbage
     assert (result.usage, result.extras) == (None, {"undecodable_stream": True})
 
 
 def test_unknown_encoding_passes_through_unmetered() -> None:
     stream = STREAMS["openai.chat"]
-    forwarded, result = run(StreamMeter("openai.chat", content_encoding="compress"), stream)
+    forwarded, result = run(stream_meter("openai.chat", content_encoding="compress"), stream)
     assert b"".join(forwarded) == stream
     assert (result.usage, result.extras) == (None, {"unmetered_encoding": "compress"})
 
@@ -556,7 +557,7 @@ def test_an_oversized_event_stops_metering_and_releases_held_bytes(
     monkeypatch.setattr(stream_module, "MAX_PENDING_BYTES", 64)
     events = chat_events(with_usage=True)
     stream = events[0] + b"data: " + b"x" * 200 + b"\n\n" + b"".join(events[1:])
-    meter = StreamMeter("openai.chat", strip_injected_usage=True)
+    meter = stream_meter("openai.chat", strip_injected_usage=True)
     forwarded, result = run(meter, stream)
     assert b"".join(forwarded) == stream
     assert result.extras == {"meter_overflow": True}
@@ -578,7 +579,7 @@ def test_an_internal_error_is_logged_once_and_the_bytes_still_go_through(
     strip: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = b"".join(chat_events(with_usage=True))
-    meter = StreamMeter("openai.chat", strip_injected_usage=strip)
+    meter = stream_meter("openai.chat", strip_injected_usage=strip)
     meter.feed(stream[:3])  # strip mode now holds 3 bytes
     meter._handler.handle = explode  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.WARNING, logger="addon.metering.stream"):
@@ -616,10 +617,10 @@ def test_any_chunking_gives_the_same_result_and_bytes(
 ) -> None:
     api, stream, strip, encoding = case
     whole, expected = run(
-        StreamMeter(api, strip_injected_usage=strip, content_encoding=encoding), stream, cuts=[]
+        stream_meter(api, strip_injected_usage=strip, content_encoding=encoding), stream, cuts=[]
     )
     pieces, result = run(
-        StreamMeter(api, strip_injected_usage=strip, content_encoding=encoding), stream, cuts
+        stream_meter(api, strip_injected_usage=strip, content_encoding=encoding), stream, cuts
     )
     assert result == expected
     assert b"".join(pieces) == b"".join(whole)

@@ -11,11 +11,17 @@ from addon.metering.gemini import GeminiEvents
 from addon.metering.sse import SseEvent
 from addon.metering.stream_events import (
     AnthropicEvents,
+    EventHandler,
     OpenAIChatEvents,
     ResponsesEvents,
-    handler_for,
 )
 from addon.metering.stream_state import StreamState
+from addon.providers.wire import wire_for
+
+
+def handler_for(api: str, state: StreamState) -> EventHandler:
+    """The handler the wire format of ``api`` meters its streams with."""
+    return wire_for(api).stream_events(api, state)
 
 
 def event(data: Any, name: str | None = None) -> SseEvent:

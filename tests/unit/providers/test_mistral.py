@@ -1,0 +1,24 @@
+"""The mistral provider module: an OpenAI-compatible provider, as data."""
+
+from __future__ import annotations
+
+from addon.providers.base import BEARER
+from addon.providers.mistral import PROVIDER
+from addon.providers.openai_style import OPENAI_STYLE
+
+
+def test_mistral_speaks_openai_at_its_own_host() -> None:
+    assert (PROVIDER.name, PROVIDER.hosts, PROVIDER.default_base_url) == (
+        "mistral",
+        ("api.mistral.ai",),
+        "https://api.mistral.ai/v1",
+    )
+    assert (PROVIDER.auth, PROVIDER.wire) == (BEARER, OPENAI_STYLE)
+    assert PROVIDER.api_for("POST", PROVIDER.base_path + "/chat/completions") == "openai.chat"
+    assert PROVIDER.injects_include_usage("openai.chat")
+
+
+def test_mistral_says_which_answers_mean_a_bad_key() -> None:
+    bad = b'{"message": "Unauthorized"}'
+    assert PROVIDER.key_rejected(401, bad) == "401 unauthorized"
+    assert PROVIDER.key_rejected(403, b"{}") is None
