@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from addon.providers.anthropic_style import ANTHROPIC_STYLE, VERSION_HEADERS
+from addon.providers.anthropic_style import (
+    ANTHROPIC_STYLE,
+    VERSION_HEADERS,
+    anthropic_key_rejected,
+)
 from addon.providers.base import ANTHROPIC, Provider
-from addon.providers.key_health import anthropic_key_rejected
 
 PROVIDER = Provider(
     name="anthropic",

@@ -8,6 +8,7 @@ from addon.errors import GatewayError
 from addon.metering.json_usage import parse_anthropic
 from addon.metering.prompt_text import chat_prompt_text
 from addon.metering.stream_events import anthropic_events
+from addon.providers.key_health import error_object
 from addon.providers.wire_format import WireFormat
 
 VERSION_HEADERS = (("anthropic-version", "2023-06-01"),)  # for `tollkeeper providers test`
@@ -55,3 +56,10 @@ ANTHROPIC_STYLE = WireFormat(
     free_apis=frozenset({"anthropic.count_tokens"}),
     request_id_header="request-id",
 )
+
+
+def anthropic_key_rejected(status: int, body: bytes) -> str | None:
+    """401 ``authentication_error`` ("invalid x-api-key"); 403 ``permission_error`` is not."""
+    if status == 401 and error_object(body).get("type") == "authentication_error":
+        return "401 authentication_error"
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from addon.providers.base import AZURE, Provider, collapse_slashes
-from addon.providers.key_health import azure_key_rejected
+from addon.providers.key_health import message_text, openai_key_rejected
 from addon.providers.openai_style import OPENAI_STYLE
 from addon.providers.openai_style import classify as openai_classify
 
@@ -29,6 +29,16 @@ def deployment(path: str) -> str | None:
     return None
 
 
+def key_rejected(status: int, body: bytes) -> str | None:
+    """401 "Access denied due to invalid subscription key or wrong API endpoint" (code "401"
+    or "Unauthorized"). A 401 ``PermissionDenied`` (an Entra role missing) is not the key."""
+    if status != 401:
+        return None
+    if "invalid subscription key" in message_text(body):
+        return "401 invalid_subscription_key"
+    return openai_key_rejected(status, body)
+
+
 PROVIDER = Provider(
     name="azure",
     hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com", "*.services.ai.azure.com"),
@@ -37,6 +47,6 @@ PROVIDER = Provider(
     wire=OPENAI_STYLE,
     classify=classify,
     model_in_path=deployment,
-    key_rejected=azure_key_rejected,
+    key_rejected=key_rejected,
     test_path="/openai/models?api-version=2024-10-21",
 )

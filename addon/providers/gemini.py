@@ -12,7 +12,7 @@ from addon.metering.gemini import parse_gemini
 from addon.metering.prompt_text import gemini_prompt_text
 from addon.metering.stream_events import gemini_events
 from addon.providers.base import GEMINI, Provider, collapse_slashes
-from addon.providers.key_health import gemini_key_rejected, gemini_retry_delay
+from addon.providers.key_health import detail_values
 from addon.providers.openai_style import classify as openai_classify
 from addon.providers.wire_format import WireFormat
 
@@ -70,6 +70,26 @@ GEMINI_STYLE = WireFormat(
     streamed_apis=frozenset({"gemini.stream"}),  # a JSON array is a stream too
 )
 
+
+def key_rejected(status: int, body: bytes) -> str | None:
+    """400 INVALID_ARGUMENT whose ErrorInfo reason is ``API_KEY_INVALID`` (also an expired
+    key); other 400s and 403 PERMISSION_DENIED are about the request."""
+    if status not in (400, 401):
+        return None
+    if "API_KEY_INVALID" in detail_values(body, "reason"):
+        return f"{status} API_KEY_INVALID"
+    return None
+
+
+def retry_delay(body: bytes) -> float | None:
+    """Gemini names its wait in the body's RetryInfo (``"retryDelay": "17s"``), not in a
+    ``retry-after`` header."""
+    for delay in detail_values(body, "retryDelay"):
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)s", delay):
+            return float(m.group(1))
+    return None
+
+
 PROVIDER = Provider(
     name="gemini",
     hosts=("generativelanguage.googleapis.com",),
@@ -78,7 +98,7 @@ PROVIDER = Provider(
     wire=GEMINI_STYLE,
     stream_usage_opt_in=False,  # its streams always report usage
     model_in_path=model,
-    key_rejected=gemini_key_rejected,
-    retry_hint=gemini_retry_delay,
+    key_rejected=key_rejected,
+    retry_hint=retry_delay,
     test_path="/v1beta/models",
 )

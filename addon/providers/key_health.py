@@ -1,4 +1,5 @@
-"""Which upstream answers say that the real key itself is bad, per provider.
+"""Which upstream answers say that the real key itself is bad: the verdict, and the checks
+and body readers the providers share (each provider's own check is in its module).
 
 Only such answers count against a key. Everything else a provider refuses — a model the
 organisation may not use (403 ``model_not_found``, Anthropic ``permission_error``, Gemini
@@ -94,7 +95,7 @@ def _json(body: bytes) -> Any:
         return None
 
 
-def _message(body: bytes) -> str:
+def message_text(body: bytes) -> str:
     err = error_object(body)
     doc = _json(body)
     parts = [err.get("message"), err.get("code")]
@@ -129,80 +130,9 @@ def compatible_key_rejected(status: int, body: bytes) -> str | None:
     return None
 
 
-def anthropic_key_rejected(status: int, body: bytes) -> str | None:
-    """401 ``authentication_error`` ("invalid x-api-key"); 403 ``permission_error`` is not."""
-    if status == 401 and error_object(body).get("type") == "authentication_error":
-        return "401 authentication_error"
-    return None
-
-
-def gemini_key_rejected(status: int, body: bytes) -> str | None:
-    """400 INVALID_ARGUMENT whose ErrorInfo reason is ``API_KEY_INVALID`` (also an expired
-    key); other 400s and 403 PERMISSION_DENIED are about the request."""
-    if status not in (400, 401):
-        return None
-    if "API_KEY_INVALID" in _detail_values(body, "reason"):
-        return f"{status} API_KEY_INVALID"
-    return None
-
-
-def gemini_retry_delay(body: bytes) -> float | None:
-    """Gemini names its wait in the body's RetryInfo (``"retryDelay": "17s"``), not in a
-    ``retry-after`` header."""
-    for delay in _detail_values(body, "retryDelay"):
-        if m := re.fullmatch(r"(\d+(?:\.\d+)?)s", delay):
-            return float(m.group(1))
-    return None
-
-
-def _detail_values(body: bytes, name: str) -> list[str]:
+def detail_values(body: bytes, name: str) -> list[str]:
     details = error_object(body).get("details")
     if not isinstance(details, list):
         return []
     values = (d.get(name) for d in details if isinstance(d, dict))
     return [v for v in values if isinstance(v, str)]
-
-
-def azure_key_rejected(status: int, body: bytes) -> str | None:
-    """401 "Access denied due to invalid subscription key or wrong API endpoint" (code "401"
-    or "Unauthorized"). A 401 ``PermissionDenied`` (an Entra role missing) is not the key."""
-    if status != 401:
-        return None
-    if "invalid subscription key" in _message(body):
-        return "401 invalid_subscription_key"
-    return openai_key_rejected(status, body)
-
-
-def deepseek_key_rejected(status: int, body: bytes) -> str | None:
-    """401 ``authentication_error`` "Authentication Fails, Your api key: ****abcd is invalid"."""
-    if status == 401 and error_object(body).get("type") == "authentication_error":
-        return "401 authentication_error"
-    return None
-
-
-def mistral_key_rejected(status: int, body: bytes) -> str | None:
-    """401 ``{"message": "Unauthorized"}`` or ``{"detail": "Unauthorized"}``: Mistral answers
-    401 only for a missing or bad key."""
-    if status == 401 and "unauthorized" in _message(body):
-        return "401 unauthorized"
-    return None
-
-
-def xai_key_rejected(status: int, body: bytes) -> str | None:
-    """400 ``{"code": "Client specified an invalid argument", "error": "Incorrect API key
-    provided: xa***AB. …"}`` (the message may come URL-encoded)."""
-    text = _message(body).replace("%20", " ")
-    if status in (400, 401) and "incorrect api key" in text:
-        return f"{status} incorrect_api_key"
-    return openai_key_rejected(status, body)
-
-
-def openrouter_key_rejected(status: int, body: bytes) -> str | None:
-    """401 ``{"error": {"message": "User not found.", "code": 401}}`` (a deleted or unknown
-    key) or "No auth credentials found"."""
-    if status != 401:
-        return None
-    text = _message(body)
-    if "user not found" in text or "no auth credentials" in text:
-        return "401 invalid_key"
-    return openai_key_rejected(status, body)

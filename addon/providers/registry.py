@@ -18,9 +18,9 @@ from addon.providers import (
     together,
     xai,
 )
-from addon.providers.anthropic_style import ANTHROPIC_STYLE, VERSION_HEADERS
+from addon.providers.anthropic_style import ANTHROPIC_STYLE, VERSION_HEADERS, anthropic_key_rejected
 from addon.providers.base import ANTHROPIC, AZURE, BEARER, Provider
-from addon.providers.key_health import anthropic_key_rejected, compatible_key_rejected
+from addon.providers.key_health import compatible_key_rejected
 from addon.providers.openai_style import OPENAI_STYLE
 
 PROVIDERS: dict[str, Provider] = {
