@@ -29,7 +29,7 @@ from addon.providers.base import Provider
 from addon.providers.registry import Registry
 from addon.store import changes
 from addon.store.custom_providers_repo import as_providers
-from addon.store.keys_repo import policy_of
+from addon.store.key_policy import policy_of
 from addon.store.models import CustomProvider, RealKey, VirtualKey
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Dates and times as people type them (CLI options, the dashboard's query string), and as
-reports, audit details and alerts print them."""
+reports, audit details and alerts print them; and the current time, always UTC-aware."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:

@@ -3,25 +3,29 @@
 The root group puts an ``App`` on the click context; commands take it with ``@pass_app``.
 Domain errors and click usage errors become ``UserError``: one line on stderr starting
 with ``Error:``, a non-zero exit, never a traceback.
+
+SQLAlchemy is imported only when a command opens the store (``keys list`` may not).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session
 
 from addon.settings import Settings, resolve
-from addon.store.db import StoreUnavailable, open_store
-from addon.store.errors import Conflict, NotFound
+from addon.store.errors import Conflict, NotFound, StoreUnavailable
 from addon.vault import Vault, VaultError, load_master_key
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
 
 # Errors whose message is meant for the user as it stands.
 USER_ERRORS = (StoreUnavailable, NotFound, Conflict, VaultError, ValueError)
@@ -55,14 +59,23 @@ def translate(error: Exception) -> UserError | None:
         return UsageProblem(error.format_message() + hint)
     if isinstance(error, USER_ERRORS):
         return UserError(str(error) or type(error).__name__)
-    if isinstance(error, SQLAlchemyError):
+    if _is_sqlalchemy_error(error):
         orig = getattr(error, "orig", None)
         return UserError(f"database error: {orig if orig is not None else error}")
     return None
 
 
+def _is_sqlalchemy_error(error: Exception) -> bool:
+    """Whether ``error`` is SQLAlchemy's: only possible once SQLAlchemy has been imported."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(error, exc.SQLAlchemyError)
+
+
 def safe_url(url: str) -> str:
     """A database URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -96,6 +109,8 @@ class App:
     def engine(self) -> Engine:
         """The store, opened (and migrated) once per command."""
         if self._engine is None:
+            from addon.store.db import open_store
+
             url = self.settings.db_url
             try:
                 self._engine = open_store(url)
@@ -107,6 +122,8 @@ class App:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        from sqlmodel import Session
+
         with Session(self.engine()) as s:
             yield s
 

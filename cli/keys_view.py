@@ -1,22 +1,29 @@
-"""How virtual keys are shown: JSON objects, table rows and the detail view. Never a secret."""
+"""How virtual keys are shown: JSON objects, table rows and the detail view. Never a secret.
+
+Listing takes any ``KeyRow``: the ``VirtualKey`` table or the quick read path's records
+(``addon.store.quick``), which ``keys list`` uses without importing SQLAlchemy at all.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from addon.limits import Limits, period_reset
-from addon.store.keys_repo import policy_of
-from addon.store.limits_repo import KeyState
-from addon.store.models import BudgetAlert, VirtualKey, utcnow
+from addon.moments import utcnow
+from addon.store.key_policy import KeyRow, policy_of
 from cli.output import iso, print_table, short_time, usd, usd_or_none
 
+if TYPE_CHECKING:
+    from addon.store.limits_repo import KeyState
+    from addon.store.models import BudgetAlert, VirtualKey
 
-def status(row: VirtualKey, now: datetime | None = None) -> str:
+
+def status(row: KeyRow, now: datetime | None = None) -> str:
     now = now or utcnow()
     if row.revoked_at is not None:
         return "revoked"
@@ -25,7 +32,7 @@ def status(row: VirtualKey, now: datetime | None = None) -> str:
     return "active"
 
 
-def key_json(row: VirtualKey) -> dict[str, Any]:
+def key_json(row: KeyRow) -> dict[str, Any]:
     """The stable JSON shape of a key (``keys show --json``, ``keys list --json``)."""
     policy = policy_of(row)
     return {
@@ -51,18 +58,18 @@ def key_json(row: VirtualKey) -> dict[str, Any]:
     }
 
 
-def key_with_secret_json(row: VirtualKey, secret: str) -> dict[str, Any]:
+def key_with_secret_json(row: KeyRow, secret: str) -> dict[str, Any]:
     """Shape of ``keys create --json`` and ``keys rotate --json``: the secret, once."""
     return {"id": row.id, "key": secret, **{k: v for k, v in key_json(row).items() if k != "id"}}
 
 
-def budget_text(row: VirtualKey) -> str:
+def budget_text(row: KeyRow) -> str:
     if row.budget_picousd is None:
         return "-"
     return f"${usd(row.budget_picousd)} {row.budget_period}"
 
 
-def print_key_table(rows: list[VirtualKey]) -> None:
+def print_key_table(rows: Sequence[KeyRow]) -> None:
     now = utcnow()
     print_table(
         ["ID", "PROJECT", "CREATED", "EXPIRES", "STATUS", "BUDGET"],

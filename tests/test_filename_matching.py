@@ -48,6 +48,7 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/store/record_cost.py": "cost of a stored record; tests/unit/store/test_reprice.py",
     "addon/store/report_repo.py": "dashboard queries; tests/unit/dashboard/test_data.py",
     "addon/store/retention.py": "prune and rebuild; tests/unit/store/test_rollups.py, tests/cli",
+    "addon/store/timeouts.py": "constants; tests/unit/store/test_db_timeouts.py",
     "addon/writer_replay.py": "spool replay of the writer; tests/unit/test_writer*.py",
     "cli/key_test.py": "`keys test`; tests/cli/test_cli_keys.py",
 }

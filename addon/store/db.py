@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,17 +23,25 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
+from addon.store.errors import StoreUnavailable
+from addon.store.head import MIGRATIONS_DIR, file_head
+from addon.store.timeouts import PG_CONNECT_TIMEOUT_S, PG_STATEMENT_TIMEOUT_MS, SQLITE_BUSY_S
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SQLITE_BUSY_S = 30
-PG_CONNECT_TIMEOUT_S = 5
-PG_STATEMENT_TIMEOUT_MS = 10_000
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or migrated."""
+__all__ = [
+    "MIGRATIONS_DIR",
+    "PG_CONNECT_TIMEOUT_S",
+    "PG_STATEMENT_TIMEOUT_MS",
+    "SQLITE_BUSY_S",
+    "StoreUnavailable",
+    "describe_error",
+    "file_head",
+    "make_engine",
+    "migrate",
+    "open_store",
+]
 
 
 def _sqlite_path(url: str | URL) -> Path | None:
@@ -113,26 +120,6 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             conn.execute(text("SELECT pg_advisory_unlock(764219)"))
             conn.execute(text("RESET statement_timeout"))
             conn.commit()
-
-
-_REVISION = re.compile(r"^(down_)?revision\b[^=\n]*=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
-
-
-def file_head(versions: Path = MIGRATIONS_DIR / "versions") -> str | None:
-    """The newest revision, read from the migration files without importing Alembic (it is
-    most of a quick command's start-up); None when the files do not show one single head
-    (then Alembic decides)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in versions.glob("*.py"):
-        found = {bool(m[1]): m[2] for m in _REVISION.finditer(path.read_text())}
-        if found.get(False) is None or True not in found:
-            return None
-        revisions.add(found[False])
-        if found[True] is not None:
-            parents.add(found[True])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _at_head(engine: Engine, head: str | None) -> bool:

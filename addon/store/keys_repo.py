@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,29 +11,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from addon import keys
-from addon.alerts import format_thresholds, parse_thresholds
+from addon.alerts import format_thresholds
 from addon.store.audit_repo import record_event
 from addon.store.errors import Conflict, NotFound
+from addon.store.key_policy import BUDGET_PERIODS, KeyPolicy, is_active, policy_of
 from addon.store.models import VirtualKey, utcnow
 
-BUDGET_PERIODS = ("total", "daily", "monthly")
-
-
-@dataclass(frozen=True)
-class KeyPolicy:
-    """Everything about a key except its identity and secret."""
-
-    expires_at: datetime | None = None
-    allowed_providers: tuple[str, ...] = ()
-    allowed_models: tuple[str, ...] = ()
-    budget_picousd: int | None = None
-    budget_period: str = "total"
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    allow_unmetered: bool = False
-    metadata: dict[str, Any] | None = None
-    alert_at: tuple[int, ...] = ()  # budget alert thresholds, percent of the budget
+__all__ = [
+    "BUDGET_PERIODS",
+    "AlertsWithoutBudget",
+    "KeyPolicy",
+    "create_key",
+    "get_key",
+    "is_active",
+    "list_keys",
+    "policy_of",
+    "revoke_key",
+    "rotate_key",
+    "update_key",
+]
 
 
 class AlertsWithoutBudget(ValueError):
@@ -108,10 +103,6 @@ def list_keys(*, session: Session, include_inactive: bool = False) -> list[Virtu
     return [r for r in rows if is_active(r, now)]
 
 
-def is_active(row: VirtualKey, now: datetime) -> bool:
-    return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
-
-
 def _lock_row(session: Session, key_id: str) -> None:
     """Take the row's write lock first (PostgreSQL row lock; SQLite's write lock), so that
     a read-modify-write below cannot interleave with another process's."""
@@ -174,33 +165,6 @@ def update_key(*, session: Session, key_id: str, changes: dict[str, Any], actor:
     session.commit()
     session.refresh(row)
     return row
-
-
-def policy_of(row: VirtualKey) -> KeyPolicy:
-    return KeyPolicy(
-        expires_at=row.expires_at,
-        allowed_providers=_split(row.allowed_providers),
-        allowed_models=_split(row.allowed_models),
-        budget_picousd=row.budget_picousd,
-        budget_period=row.budget_period,
-        rpm=row.rpm,
-        tpm=row.tpm,
-        max_parallel=row.max_parallel,
-        allow_unmetered=bool(row.allow_unmetered),
-        metadata=json.loads(row.metadata_json or "{}"),
-        alert_at=_thresholds(row.alert_at),
-    )
-
-
-def _thresholds(value: str) -> tuple[int, ...]:
-    try:
-        return parse_thresholds(value) if value else ()
-    except ValueError:  # written by hand: shown as none rather than failing every read
-        return ()
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(p for p in (s.strip() for s in value.split(",")) if p)
 
 
 def _jsonable(v: Any) -> Any:

@@ -15,14 +15,12 @@ million tokens. ``cost_picousd`` is NULL when the model has no known price.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from addon.moments import utcnow as utcnow  # the tables' default; imported from here too
 
 
 class VirtualKey(SQLModel, table=True):

@@ -262,3 +262,82 @@ def test_revoked_keys_cannot_be_updated(ok, tk, one_line_error):
     data = _create(ok)
     ok("keys", "revoke", data["id"])
     one_line_error(tk("keys", "update", data["id"], "--rpm", "3"), "revoked")
+
+
+LIST_FORMS = [
+    (),
+    ("--all",),
+    ("--json",),
+    ("--all", "--json"),
+    ("--project", "b"),
+    ("--all", "--project", "b", "--json"),
+    ("--project", "none"),
+]
+
+
+def test_list_answers_from_the_quick_read_exactly_as_from_the_store(ok, store, monkeypatch):
+    """Every status and every policy field: the quick read (addon.store.quick) prints the
+    same bytes as the full path, and does not open the store to do it."""
+    from keyrows import make_keys
+
+    from addon.store import db, quick
+
+    make_keys(store)
+    ok("keys", "create", "--project", "b", "--budget", "0.000001", "--metadata", '{"é": 1}')
+
+    def no_store(url):
+        raise AssertionError("the quick read should have answered")
+
+    with monkeypatch.context() as m:
+        m.setattr(db, "open_store", no_store)
+        fast = {args: ok("keys", "list", *args) for args in LIST_FORMS}
+    monkeypatch.setattr(quick, "list_keys", lambda url, include_inactive=False: None)
+    for args, result in fast.items():
+        full = ok("keys", "list", *args)
+        assert (result.stdout, result.stderr) == (full.stdout, full.stderr), args
+    statuses = {k["status"] for k in json.loads(fast[("--all", "--json")].stdout)}
+    assert statuses == {"active", "expired", "revoked"}
+
+
+def test_list_on_a_database_not_at_head_takes_the_full_path_and_migrates(ok, db_url):
+    from alembic import command
+
+    from addon.store.db import _alembic_config, make_engine
+    from addon.store.head import file_head
+
+    engine = make_engine(db_url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        conn.execute(
+            text(
+                "INSERT INTO virtual_keys (id, project, secret_hash, created_at, created_by,"
+                " updated_at, allowed_providers, allowed_models, budget_period, metadata_json)"
+                " VALUES ('abcdefghij', 'p', 'h', CURRENT_TIMESTAMP, 'a', CURRENT_TIMESTAMP,"
+                " '', '', 'total', '{}')"
+            )
+        )
+    try:
+        listed = json.loads(ok("keys", "list", "--json").stdout)
+        assert [(k["id"], k["status"]) for k in listed] == [("abcdefghij", "active")]
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert [v[0] for v in versions] == [file_head()]
+    finally:
+        engine.dispose()
+
+
+def test_list_on_an_empty_database_file_migrates_it(run_cli, sqlite_url):
+    import sqlite3
+
+    from addon.store.head import file_head
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    sqlite3.connect(path).close()  # a file without tables: no version table
+    result = run_cli("--db", sqlite_url, "keys", "list")
+    assert result.exit_code == 0 and result.stdout == "", result.stderr
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (file_head(),)
+        ]

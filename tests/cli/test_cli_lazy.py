@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -48,3 +49,30 @@ def test_keys_list_does_not_import_the_other_commands():
     for module in ("cli.usage", "cli.serve", "cli.report", "cli.usage_log", "cli.prices"):
         assert f"'{module}'" not in out.stdout, out.stdout
     assert "'cli.keys'" in out.stdout
+
+
+def test_keys_list_imports_no_sqlalchemy(tmp_path):
+    """`keys list` on a database at head reads it with the DB-API driver alone
+    (addon.store.quick): SQLAlchemy and SQLModel are most of a command's start-up."""
+    from addon.store.db import open_store
+
+    url = f"sqlite:///{tmp_path / 'tollkeeper.db'}"
+    open_store(url).dispose()
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'alembic'))))\n"
+        "from cli.main import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "TOLLKEEPER_HOME": str(tmp_path), "TOLLKEEPER_DB": url}
+    env.pop("TOLLKEEPER_DEBUG", None)
+    for args in (["list"], ["list", "--json"], ["list", "--all"], ["list", "--project", "p"]):
+        out = subprocess.run(
+            [sys.executable, "-c", code, "keys", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        assert out.stdout.splitlines()[-1] == "[]", (args, out.stdout, out.stderr)

@@ -28,17 +28,6 @@ def head_revision() -> str:
     return head
 
 
-def test_the_head_read_from_the_files_is_alembics(tmp_path: Path) -> None:
-    assert db_module.file_head() == head_revision()
-    (tmp_path / "0001_a.py").write_text('revision = "0001"\ndown_revision = None\n')
-    (tmp_path / "0002_b.py").write_text("revision: str = '0002'\ndown_revision = '0001'\n")
-    assert db_module.file_head(tmp_path) == "0002"
-    (tmp_path / "0003_c.py").write_text('revision = "0003"\ndown_revision = "0001"\n')
-    assert db_module.file_head(tmp_path) is None  # two heads: Alembic decides
-    (tmp_path / "0004_d.py").write_text("x = 1\n")
-    assert db_module.file_head(tmp_path) is None
-
-
 def test_a_database_not_at_the_files_head_goes_to_alembic(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
