@@ -7,6 +7,9 @@ addon's ``requestheaders`` in order, as mitmproxy's addon manager would."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, hooks, http
@@ -17,13 +20,67 @@ from mitmproxy.proxy.layers.http import (
     HttpResponseHeadersHook,
     HttpResponseHook,
 )
-from mitmproxy.test import tflow, tutils
+from mitmproxy.test import taddons, tflow, tutils
+from sqlmodel import Session
 
 from addon.flowstate import FlowState
 from addon.hooks import Gateway
 from addon.runtime import Runtime
+from addon.store import keys_repo, realkeys_repo
+from addon.store.db import open_store
+from addon.vault import Vault, load_master_key
 
-REAL = "sk-proj-unit-REAL-000000000000000000000000001"  # the seeded real key (hooks/conftest)
+REAL = "sk-proj-unit-REAL-000000000000000000000000001"  # the real key ``seed`` stores
+OPENAI_ONLY = (("openai", "http://127.0.0.1:9/v1"),)
+
+
+def seed(
+    db: Path,
+    home: Path,
+    *,
+    project: str = "unit",
+    secret: str = REAL,
+    upstreams: tuple[tuple[str, str], ...] = OPENAI_ONLY,
+) -> str:
+    """A SQLite store at ``db`` with one virtual key of ``project`` and, per (provider,
+    base URL), a real key ``main`` holding ``secret``; the virtual key's full secret."""
+    engine = open_store(f"sqlite:///{db}")
+    vault = Vault(load_master_key(home / "master.key"))
+    with Session(engine) as s:
+        _, key = keys_repo.create_key(
+            session=s, project=project, policy=keys_repo.KeyPolicy(), actor="t"
+        )
+        for provider, base_url in upstreams:
+            realkeys_repo.add_real_key(
+                session=s,
+                vault=vault,
+                provider=provider,
+                label="main",
+                secret=secret,
+                env_ref=None,
+                base_url=base_url,
+                actor="t",
+            )
+    engine.dispose()
+    return key
+
+
+@contextmanager
+def running(db: Path, home: Path, **options: Any) -> Iterator[tuple[Driven, Any]]:
+    """A gateway on the store at ``db``, configured (probes off, plus ``options``) and
+    running in a test master; ``done`` when the block ends."""
+    gw = Driven()
+    with taddons.context(gw.gateway) as tctx:
+        tctx.configure(
+            gw.gateway,
+            tollkeeper_db=f"sqlite:///{db}",
+            tollkeeper_home=str(home),
+            tollkeeper_probe_upstream=False,
+            **options,
+        )
+        gw.running()
+        yield gw, tctx
+        gw.done()
 
 
 def chat_flow(key: str, body: dict[str, Any] | None = None) -> tflow.HTTPFlow:

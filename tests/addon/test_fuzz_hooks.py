@@ -15,17 +15,13 @@ import json
 from collections import Counter
 
 import pytest
-from hookchain import Driven
+from hookchain import Driven, running, seed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.test import taddons, tflow, tutils
-from sqlmodel import Session
+from mitmproxy.test import tflow, tutils
 
 from addon.records import UsageDraft, finish
-from addon.store import keys_repo, realkeys_repo
-from addon.store.db import open_store
-from addon.vault import Vault, load_master_key
 
 REAL = "sk-proj-fuzz-REAL-000000000000000000000000001"
 EXAMPLES = 300
@@ -36,44 +32,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("fuzz")
     home = tmp / "home"
     home.mkdir()
-    url = f"sqlite:///{tmp / 'gw.db'}"
-    engine = open_store(url)
-    vault = Vault(load_master_key(home / "master.key"))
-    with Session(engine) as s:
-        _, full = keys_repo.create_key(
-            session=s, project="fuzz", policy=keys_repo.KeyPolicy(), actor="t"
-        )
-        for provider, base in (
-            ("openai", "http://127.0.0.1:9/v1"),
-            ("gemini", "http://127.0.0.1:9"),
-        ):
-            realkeys_repo.add_real_key(
-                session=s,
-                vault=vault,
-                provider=provider,
-                label="main",
-                secret=REAL,
-                env_ref=None,
-                base_url=base,
-                actor="t",
-            )
-    engine.dispose()
-    gw = Driven()
-    with taddons.context(gw.gateway) as tctx:
-        tctx.configure(
-            gw.gateway,
-            tollkeeper_db=url,
-            tollkeeper_home=str(home),
-            tollkeeper_probe_upstream=False,
-            tollkeeper_max_decoded_mb=1,
-        )
-        gw.running()
+    upstreams = (("openai", "http://127.0.0.1:9/v1"), ("gemini", "http://127.0.0.1:9"))
+    full = seed(tmp / "gw.db", home, project="fuzz", secret=REAL, upstreams=upstreams)
+    with running(tmp / "gw.db", home, tollkeeper_max_decoded_mb=1) as (gw, _):
         drafts: list[UsageDraft] = []
         gw.runtime.writer.submit = lambda item: (  # type: ignore[method-assign]
             drafts.append(item) if isinstance(item, UsageDraft) else None
         )
         yield gw, full, drafts
-        gw.done()
 
 
 KEYISH = st.sampled_from(["", "tk-", "tk-abcdefghij-" + "0" * 40, "sk-proj-x", "Bearer", "\x00"])

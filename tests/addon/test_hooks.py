@@ -6,43 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
-from hookchain import Driven
+from hookchain import REAL, chat_flow, running, seed
 from mitmproxy import flow
 from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.test import taddons, tflow, tutils
+from mitmproxy.test import tflow, tutils
 from sqlmodel import Session
 
 from addon.pricing.cost import format_usd
 from addon.records import finish
-from addon.store import keys_repo, realkeys_repo
+from addon.store import realkeys_repo
 from addon.store.db import open_store
 from addon.vault import Vault, load_master_key
-
-REAL = "sk-proj-unit-REAL-000000000000000000000000001"
 
 
 @pytest.fixture
 def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
-    url = f"sqlite:///{tmp_path / 'gw.db'}"
-    engine = open_store(url)
-    vault = Vault(load_master_key(tk_home / "master.key"))
-    with Session(engine) as s:
-        _, full = keys_repo.create_key(
-            session=s, project="unit", policy=keys_repo.KeyPolicy(), actor="t"
-        )
-        realkeys_repo.add_real_key(
-            session=s,
-            vault=vault,
-            provider="openai",
-            label="main",
-            secret=REAL,
-            env_ref=None,
-            base_url="http://127.0.0.1:9/v1",
-            actor="t",
-        )
-    engine.dispose()
-    return tmp_path / "gw.db", full
+    return tmp_path / "gw.db", seed(tmp_path / "gw.db", tk_home)
 
 
 def _on_the_wire(f: tflow.HTTPFlow) -> bytes:
@@ -50,42 +30,14 @@ def _on_the_wire(f: tflow.HTTPFlow) -> bytes:
     return _http1.http1.assemble_request_head(f.request)
 
 
-def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:
-    req = tutils.treq(
-        host="api.openai.com",
-        port=443,
-        scheme=b"https",
-        method=b"POST",
-        path=b"/v1/chat/completions",
-        authority=b"api.openai.com",
-        headers=(
-            (b"authorization", f"Bearer {key}".encode()),
-            (b"content-type", b"application/json"),
-        ),
-        content=json.dumps(body or {"model": "gpt-4o-mini", "messages": []}).encode(),
-    )
-    return tflow.tflow(req=req)
-
-
 @pytest.fixture
 def gateway(seeded, tk_home):
-    db, _ = seeded
-    gw = Driven()
-    with taddons.context(gw.gateway) as tctx:
-        tctx.configure(
-            gw.gateway,
-            tollkeeper_db=f"sqlite:///{db}",
-            tollkeeper_home=str(tk_home),
-            tollkeeper_probe_upstream=False,
-            tollkeeper_admin="off",
-        )
-        gw.running()
+    with running(seeded[0], tk_home, tollkeeper_admin="off") as (gw, _):
         yield gw
-        gw.done()
 
 
 async def test_valid_key_is_swapped_for_a_placeholder_and_rerouted(gateway, seeded):
-    f = _flow(seeded[1])
+    f = chat_flow(seeded[1])
     await gateway.requestheaders(f)
     assert f.response is None
     assert f.request.headers["authorization"].startswith("Bearer [tollkeeper:redacted]")
@@ -100,7 +52,7 @@ async def test_valid_key_is_swapped_for_a_placeholder_and_rerouted(gateway, seed
 
 
 async def test_unknown_key_is_rejected_with_a_provider_shaped_401(gateway):
-    f = _flow("tk-abcdefghij-" + "1" * 40)
+    f = chat_flow("tk-abcdefghij-" + "1" * 40)
     await gateway.requestheaders(f)
     assert f.response.status_code == 401
     assert f.response.headers["x-tollkeeper-error"] == "invalid_key"
@@ -113,7 +65,7 @@ async def test_a_fault_while_admitting_fails_closed(gateway, seeded, monkeypatch
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(gateway.runtime.vault, "resolve", boom)
-    f = _flow(seeded[1])
+    f = chat_flow(seeded[1])
     await gateway.requestheaders(f)
     assert f.response.status_code == 500
     assert f.response.headers["x-tollkeeper-error"] == "gateway_error"
@@ -125,7 +77,7 @@ async def test_a_fault_while_admitting_fails_closed(gateway, seeded, monkeypatch
 
 
 async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monkeypatch):
-    f = _flow(seeded[1])
+    f = chat_flow(seeded[1])
     await gateway.requestheaders(f)
     monkeypatch.setattr(
         "addon.hooks.admit.auth.check_model", lambda *a: (_ for _ in ()).throw(RuntimeError("x"))
@@ -136,7 +88,7 @@ async def test_a_fault_while_reading_the_body_fails_closed(gateway, seeded, monk
 
 
 async def test_stream_request_gets_include_usage_injected(gateway, seeded):
-    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    f = chat_flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
     await gateway.requestheaders(f)
     await gateway.request(f)
     assert json.loads(f.request.content)["stream_options"] == {"include_usage": True}
@@ -184,7 +136,7 @@ async def test_gemini_query_key_leaves_the_url_and_the_real_key_goes_in_a_header
 
 
 async def test_a_virtual_key_in_the_query_never_goes_upstream_for_any_provider(gateway, seeded):
-    f = _flow(seeded[1])
+    f = chat_flow(seeded[1])
     f.request.path = f"/v1/chat/completions?key={seeded[1]}&api_key=x&x=1"
     f.request.headers["x-echo-me"] = seeded[1]
     await gateway.requestheaders(f)
@@ -212,7 +164,7 @@ def _add_real(db: Path, home: Path, provider: str, label: str, secret: str, base
 
 
 def _azure_flow(key: str, url: str) -> tflow.HTTPFlow:
-    f = _flow(key)
+    f = chat_flow(key)
     f.request.url = url
     f.request.headers["api-key"] = key
     del f.request.headers["authorization"]
@@ -271,7 +223,7 @@ async def _streamed_until_client_left(gateway, key: str, events: list[bytes]) ->
     """A stream request whose client goes away after ``events``; the drafts it submitted."""
     drafts: list = []
     gateway.runtime.writer.submit = drafts.append
-    f = _flow(key, {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    f = chat_flow(key, {"model": "gpt-4o-mini", "messages": [], "stream": True})
     await gateway.requestheaders(f)
     await gateway.request(f)
     f.response = tutils.tresp(headers=((b"content-type", b"text/event-stream"),), content=None)
@@ -296,7 +248,7 @@ async def test_a_stream_is_journaled_at_its_end_event_before_the_client_gets_it(
     before the upstream's last bytes (and mitmproxy's `response` hook) come."""
     journaled: list = []
     gateway.runtime.writer.submit = journaled.append
-    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
+    f = chat_flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "stream": True})
     await gateway.requestheaders(f)
     await gateway.request(f)
     f.response = tutils.tresp(headers=((b"content-type", b"text/event-stream"),), content=None)
@@ -323,7 +275,7 @@ async def _answered(gateway, key: str, path: str, body: dict, answer: dict) -> t
     """A plain request answered with ``answer``: its flow and the draft it submitted."""
     drafts: list = []
     gateway.runtime.writer.submit = drafts.append
-    f = _flow(key, body)
+    f = chat_flow(key, body)
     f.request.path = path
     await gateway.requestheaders(f)
     await gateway.request(f)
@@ -364,7 +316,7 @@ async def test_an_answer_without_usage_is_commented_as_estimated_later_not_free(
 
 
 def _attributed_flow(key: str, headers: dict[str, str], body: dict | None = None) -> tflow.HTTPFlow:
-    f = _flow(key, body)
+    f = chat_flow(key, body)
     for name, value in headers.items():
         f.request.headers.add(name, value)
     return f
@@ -385,7 +337,7 @@ async def test_attribution_headers_never_go_upstream_and_the_header_user_wins(ga
 
 
 async def test_the_body_user_is_the_end_user_when_no_header_names_one(gateway, seeded):
-    f = _flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "user": "u-42"})
+    f = chat_flow(seeded[1], {"model": "gpt-4o-mini", "messages": [], "user": "u-42"})
     await gateway.requestheaders(f)
     await gateway.request(f)
     assert (gateway.states[f.id].end_user, gateway.states[f.id].tags) == ("u-42", "")

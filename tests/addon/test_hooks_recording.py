@@ -8,49 +8,20 @@ from pathlib import Path
 
 import pytest
 from fakes import payloads
-from hookchain import Driven
+from hookchain import REAL, running, seed
 from mitmproxy import http
-from mitmproxy.test import taddons, tflow, tutils
+from mitmproxy.test import tflow, tutils
 from sqlmodel import Session, select
 
-from addon.store import keys_repo, realkeys_repo
 from addon.store.db import open_store
 from addon.store.models import UsageRecord
-from addon.vault import Vault, load_master_key
-
-REAL = "sk-proj-unit-REAL-000000000000000000000000001"
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, tk_home: Path):
-    url = f"sqlite:///{tmp_path / 'gw.db'}"
-    engine = open_store(url)
-    with Session(engine) as s:
-        _, full = keys_repo.create_key(
-            session=s, project="unit", policy=keys_repo.KeyPolicy(), actor="t"
-        )
-        realkeys_repo.add_real_key(
-            session=s,
-            vault=Vault(load_master_key(tk_home / "master.key")),
-            provider="openai",
-            label="main",
-            secret=REAL,
-            env_ref=None,
-            base_url="http://127.0.0.1:9/v1",
-            actor="t",
-        )
-    engine.dispose()
-    gw = Driven()
-    with taddons.context(gw.gateway) as tctx:
-        tctx.configure(
-            gw.gateway,
-            tollkeeper_db=url,
-            tollkeeper_home=str(tk_home),
-            tollkeeper_probe_upstream=False,
-        )
-        gw.running()
-        yield gw, full, url
-        gw.done()
+    full = seed(tmp_path / "gw.db", tk_home)
+    with running(tmp_path / "gw.db", tk_home) as (gw, _):
+        yield gw, full, f"sqlite:///{tmp_path / 'gw.db'}"
 
 
 def _flow(key: str, body: dict | None = None) -> tflow.HTTPFlow:

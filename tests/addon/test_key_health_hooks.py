@@ -9,17 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hookchain import Driven
+from hookchain import REAL, Driven, running, seed
 from mitmproxy import flow as mflow
-from mitmproxy.test import taddons, tflow, tutils
-from sqlmodel import Session
+from mitmproxy.test import tflow, tutils
 
 from addon.pool import Policy, Pool
-from addon.store import keys_repo, realkeys_repo
-from addon.store.db import open_store
-from addon.vault import Vault, load_master_key
-
-REAL = "sk-proj-unit-REAL-000000000000000000000000001"
 
 
 class Clock:
@@ -32,39 +26,13 @@ class Clock:
 
 @pytest.fixture
 def seeded(tmp_path: Path, tk_home: Path) -> tuple[Path, str]:
-    engine = open_store(f"sqlite:///{tmp_path / 'gw.db'}")
-    vault = Vault(load_master_key(tk_home / "master.key"))
-    with Session(engine) as s:
-        _, full = keys_repo.create_key(
-            session=s, project="unit", policy=keys_repo.KeyPolicy(), actor="t"
-        )
-        realkeys_repo.add_real_key(
-            session=s,
-            vault=vault,
-            provider="openai",
-            label="main",
-            secret=REAL,
-            env_ref=None,
-            base_url="http://127.0.0.1:9/v1",
-            actor="t",
-        )
-    engine.dispose()
-    return tmp_path / "gw.db", full
+    return tmp_path / "gw.db", seed(tmp_path / "gw.db", tk_home)
 
 
 @pytest.fixture
 def gateway(seeded: tuple[Path, str], tk_home: Path) -> Iterator[Driven]:
-    gw = Driven()
-    with taddons.context(gw.gateway) as tctx:
-        tctx.configure(
-            gw.gateway,
-            tollkeeper_db=f"sqlite:///{seeded[0]}",
-            tollkeeper_home=str(tk_home),
-            tollkeeper_probe_upstream=False,
-        )
-        gw.running()
+    with running(seeded[0], tk_home) as (gw, _):
         yield gw
-        gw.done()
 
 
 def _flow(key: str) -> tflow.HTTPFlow:
