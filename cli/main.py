@@ -87,20 +87,11 @@ def _providers() -> click.Command:
     return providers.providers
 
 
-def _usage() -> click.Command:
-    from cli import usage, usage_log, usage_rollups
-
-    usage.usage.add_command(usage_log.log)
-    usage.usage.add_command(usage_rollups.prune)
-    usage.usage.add_command(usage_rollups.rebuild)
-    return usage.usage
-
-
 # Every command, imported only when it runs (cli/lazy.py): add one line "name": "module:attr".
 COMMANDS: dict[str, Spec] = {
     "keys": "cli.keys:keys",
     "providers": _providers,
-    "usage": _usage,
+    "usage": "cli.usage:usage",
     "audit": "cli.audit:audit",
     "prices": "cli.prices:prices",
     "serve": "cli.serve:serve",

@@ -9,21 +9,29 @@ with no priced request has ``cost_usd: null`` in JSON, ``unpriced`` in CSV and t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from addon.store import attribution_repo, prices_repo, usage_repo
-from addon.store.reprice import RepriceSummary, reprice
+from addon.store import quick_report
+from addon.store.report_fields import (
+    ATTRIBUTION_GROUPS,
+    COUNT_FIELDS,
+    GROUPS,
+    TAIL_FIELDS,
+    report_item,
+)
 from cli.context import App, UserError, pass_app
+from cli.lazy import LazyCommands
 from cli.output import format_option, iso, note, print_csv, print_json, print_table, usd
 from cli.parse import SINCE, UNTIL, period_options
-from cli.prices import price_book
+
+if TYPE_CHECKING:
+    from addon.store.reprice import RepriceSummary
 
 # --by value → field name in the output; user and tag are read from the raw records
-GROUP_FIELDS = {**usage_repo.GROUPS, **attribution_repo.GROUPS}
-COUNT_FIELDS, TAIL_FIELDS = usage_repo.COUNT_FIELDS, usage_repo.TAIL_FIELDS
+GROUP_FIELDS = {**GROUPS, **ATTRIBUTION_GROUPS}
 
 
 def _cost_cell(item: dict[str, Any]) -> str:
@@ -54,7 +62,7 @@ def fields(group_field: str) -> list[str]:
 
 def _total(rows: list[dict[str, Any]], group_field: str) -> dict[str, Any]:
     sums = {f: sum(int(r[f]) for r in rows) for f in (*COUNT_FIELDS, "cost_picousd", *TAIL_FIELDS)}
-    return usage_repo.report_item({group_field: "TOTAL", **sums}, group_field)
+    return report_item({group_field: "TOTAL", **sums}, group_field)
 
 
 def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
@@ -128,10 +136,9 @@ def usage(
     app = ctx.ensure_object(App)
     if since is not None and until is not None and since >= until:
         raise UserError("--since must be before --until")
-    with app.session() as session:
-        rows = _report(by)(session=session, by=by, since=since, until=until, project=project)
+    rows = _report(app, by=by, since=since, until=until, project=project)
     group_field = GROUP_FIELDS[by]
-    items = [usage_repo.report_item(r, group_field) for r in rows]
+    items = [report_item(r, group_field) for r in rows]
     if as_json or fmt == "json":
         print_json(items)
     elif fmt == "csv":
@@ -146,9 +153,20 @@ def usage(
         _print_usage_table([*items, _total(rows, group_field)], group_field)
 
 
-def _report(by: str) -> Any:
-    """The store function that reports by ``by``."""
-    return attribution_repo.report if by in attribution_repo.GROUPS else usage_repo.report
+def _report(
+    app: App, *, by: str, since: datetime | None, until: datetime | None, project: str | None
+) -> list[dict[str, Any]]:
+    """The report's rows: from the quick read when it can answer (no SQLAlchemy to import),
+    else from the store, which migrates first and reports its errors."""
+    url = app.settings.db_url
+    rows = quick_report.report(url, by=by, since=since, until=until, project=project)
+    if rows is not None:
+        return rows
+    from addon.store import attribution_repo, usage_repo
+
+    store_report = attribution_repo.report if by in ATTRIBUTION_GROUPS else usage_repo.report
+    with app.session() as session:
+        return store_report(session=session, by=by, since=since, until=until, project=project)
 
 
 def _refuse_report_options(ctx: click.Context) -> None:
@@ -160,6 +178,16 @@ def _refuse_report_options(ctx: click.Context) -> None:
                 f" '{ctx.invoked_subcommand}'; give options after the command name.",
                 ctx=ctx,
             )
+
+
+# the subcommands' modules are imported only when one runs (the report needs none of them)
+usage.commands = LazyCommands(
+    {
+        "log": "cli.usage_log:log",
+        "prune": "cli.usage_rollups:prune",
+        "rebuild": "cli.usage_rollups:rebuild",
+    }
+)
 
 
 @usage.command(name="reprice")
@@ -202,6 +230,10 @@ def reprice_(
     glob = pattern.strip() if pattern is not None else None
     if glob == "":
         raise UserError("--model must not be empty")
+    from addon.store import prices_repo
+    from addon.store.reprice import reprice
+    from cli.prices import price_book
+
     with app.session() as session:
         book = price_book(prices_repo.list_overrides(session=session))
         summary = reprice(

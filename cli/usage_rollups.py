@@ -10,7 +10,8 @@ from datetime import datetime
 
 import click
 
-from addon.store import retention, rollups
+from addon.store import retention
+from addon.store.report_fields import hour_of
 from cli.context import App, UserError, pass_app
 from cli.output import iso, note, print_json
 from cli.parse import SINCE, UNTIL
@@ -36,7 +37,7 @@ def prune(app: App, before: datetime, yes: bool, as_json: bool) -> None:
     pruned hour, and leaves its rollup as it is). Refused when the rollups of the hours to delete
     differ from their records (run 'usage rebuild' first). Audited as usage.pruned.
     """
-    cutoff = rollups.hour_of(before)
+    cutoff = hour_of(before)
     with app.session() as session:
         count = retention.prune_count(session, cutoff)
         session.rollback()

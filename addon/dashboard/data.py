@@ -1,7 +1,7 @@
 """What the dashboard shows, as one JSON-able dict built from the store.
 
 The per-project, per-model and per-key totals are ``usage_repo.report`` in the shape
-``tollkeeper usage --format json`` prints (``usage_repo.report_item``): the page and the CLI
+``tollkeeper usage --format json`` prints (``report_fields.report_item``): the page and the CLI
 agree.
 """
 
@@ -20,10 +20,10 @@ from addon.moments import iso_or_none
 from addon.pricing.cost import usd_text
 from addon.store import keys_repo, limits_repo, realkeys_repo, report_repo, usage_repo
 from addon.store.models import UsageRecord, VirtualKey
-from addon.store.usage_repo import report_item
+from addon.store.report_fields import COUNT_FIELDS, GROUPS, TAIL_FIELDS, report_item
 
 TOP = 10  # models and keys listed
-COUNTS, TAIL = usage_repo.COUNT_FIELDS, usage_repo.TAIL_FIELDS
+COUNTS, TAIL = COUNT_FIELDS, TAIL_FIELDS
 RealKeyState = tuple[str, str, str]  # provider, label, state
 
 
@@ -54,7 +54,7 @@ def _with_cost(session: Session, by: str, scope: Scope) -> list[dict[str, Any]]:
     rows = usage_repo.report(
         session=session, by=by, since=scope.since, until=scope.until, project=scope.project
     )
-    field = usage_repo.GROUPS[by]
+    field = GROUPS[by]
     return [{**report_item(r, field), "cost_picousd": int(r["cost_picousd"])} for r in rows]
 
 

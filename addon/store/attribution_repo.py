@@ -21,9 +21,10 @@ from sqlalchemy import JSON, ColumnElement, FromClause, cast, func, literal, sel
 from sqlmodel import Session, col
 
 from addon.store.models import UsageRecord
+from addon.store.report_fields import ATTRIBUTION_GROUPS
 from addon.store.usage_repo import USAGE_TABLE, aggregate_columns, within
 
-GROUPS = {"user": "user", "tag": "tag"}  # --by value -> field name in the output
+GROUPS = ATTRIBUTION_GROUPS  # --by value -> field name in the output
 
 
 def report(

@@ -1,4 +1,5 @@
-"""A quick read of the virtual keys for ``tollkeeper keys list``, with the DB-API driver alone.
+"""Quick reads with the DB-API driver alone: the virtual keys for ``tollkeeper keys list``
+(and, through ``fetch``, the usage report of ``addon.store.quick_report``).
 
 Importing SQLAlchemy and SQLModel takes longer than the whole listing, so this reads the
 ``virtual_keys`` columns the listing shows with ``sqlite3`` (``sqlite:///FILE`` URLs) or
@@ -7,16 +8,16 @@ migration files' head. Values come back as the ``VirtualKey`` table gives them: 
 UTC-aware (SQLite keeps them as naive ISO text, read as SQLAlchemy does), flags as bools.
 
 Whenever it cannot be sure (another URL form, a missing file or driver, no version table,
-a schema not at head, a value it cannot read, any database error) ``list_keys`` returns
-None and the caller takes the full path (``db.open_store``), which migrates and reports
-errors as it always has.
+a schema not at head, a value it cannot read, any database error) ``fetch`` and
+``list_keys`` return None and the caller takes the full path (``db.open_store``), which
+migrates and reports errors as it always has.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,6 @@ from urllib.parse import quote
 
 from addon.moments import utcnow
 from addon.store.head import file_head
-from addon.store.key_policy import is_active
 from addon.store.timeouts import PG_CONNECT_TIMEOUT_S, PG_STATEMENT_TIMEOUT_MS, SQLITE_BUSY_S
 
 _SQLITE_FILE = re.compile(r"^sqlite(?:\+pysqlite)?:///([^?#%]+)$")
@@ -62,43 +62,56 @@ _QUERY = f"SELECT {', '.join(COLUMNS)} FROM virtual_keys ORDER BY created_at"  #
 
 def list_keys(url: str, *, include_inactive: bool = False) -> list[KeyRecord] | None:
     """What ``keys_repo.list_keys`` returns, or None when only the full path can tell."""
-    head = file_head()
-    if head is None:
+    rows = fetch(url, lambda dialect: (_QUERY, ()))
+    if rows is None:
         return None
     try:
-        rows = _read(url, head)
-        if rows is None:
-            return None
         records = [_record(row) for row in rows]
-    except (sqlite3.Error, OSError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
     if include_inactive:
         return records
+    from addon.store.key_policy import is_active  # only here: it loads the alert rules
+
     now = utcnow()
     return [r for r in records if is_active(r, now)]
 
 
-def _read(url: str, head: str) -> Sequence[Sequence[Any]] | None:
-    match = _SQLITE_FILE.match(url)
-    if match and match[1] != ":memory:":
-        return _read_sqlite(match[1], head)
-    if url.startswith(_PSYCOPG):
-        return _read_postgres("postgresql://" + url[len(_PSYCOPG) :], head)
+Query = Callable[[str], tuple[str, Sequence[Any]]]
+
+
+def fetch(url: str, query: Query) -> Sequence[Sequence[Any]] | None:
+    """The rows of ``query(dialect)`` (its SQL and parameters in the driver's style: ``?``
+    for ``"sqlite"``, ``%s`` for ``"postgresql"``) on a schema at the migration files' head,
+    or None when unsure (see above)."""
+    head = file_head()
+    if head is None:
+        return None
+    try:
+        match = _SQLITE_FILE.match(url)
+        if match and match[1] != ":memory:":
+            return _read_sqlite(match[1], head, *query("sqlite"))
+        if url.startswith(_PSYCOPG):
+            return _read_postgres("postgresql://" + url[len(_PSYCOPG) :], head, query)
+    except (sqlite3.Error, OSError, ValueError, TypeError):
+        return None
     return None
 
 
-def _read_sqlite(path: str, head: str) -> Sequence[Sequence[Any]] | None:
+def _read_sqlite(
+    path: str, head: str, sql: str, params: Sequence[Any]
+) -> Sequence[Sequence[Any]] | None:
     # mode=rw: a missing file is not created here (the full path creates and migrates it)
     conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=SQLITE_BUSY_S)
     try:
         if conn.execute("SELECT version_num FROM alembic_version").fetchall() != [(head,)]:
             return None
-        return conn.execute(_QUERY).fetchall()
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
 
 
-def _read_postgres(uri: str, head: str) -> Sequence[Sequence[Any]] | None:
+def _read_postgres(uri: str, head: str, query: Query) -> Sequence[Sequence[Any]] | None:
     try:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -114,7 +127,8 @@ def _read_postgres(uri: str, head: str) -> Sequence[Sequence[Any]] | None:
             versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
             if versions != [(head,)]:
                 return None
-            return conn.execute(_QUERY).fetchall()  # type: ignore[arg-type]  # a constant
+            sql, values = query("postgresql")
+            return conn.execute(sql, values).fetchall()  # type: ignore[arg-type]  # built here
     except psycopg.Error:
         return None
 

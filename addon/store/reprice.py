@@ -38,6 +38,7 @@ from addon.store import rollups
 from addon.store.audit_repo import record_event
 from addon.store.models import KeyDailySpend, UsageRecord
 from addon.store.record_cost import current_cost
+from addon.store.report_fields import DIMENSION_NAMES
 
 BATCH_SIZE = 1000
 _USAGE: Table = UsageRecord.__table__  # type: ignore[attr-defined]
@@ -61,7 +62,7 @@ _READ = tuple(
         "extras_json",
         "estimated",
         "error_kind",
-        *rollups.DIMENSION_NAMES,
+        *DIMENSION_NAMES,
     )
 )
 

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from addon.moments import iso_or_none
 from addon.store import rollups
 from addon.store.audit_repo import record_event
+from addon.store.report_fields import MEASURE_NAMES, hour_of
 from addon.store.rollups import HOURLY, RAW
 
 REBUILD_CHUNK = timedelta(hours=6)  # one transaction: short enough not to stall the writers
@@ -52,10 +53,10 @@ def _in_range(stmt: Any, since: datetime | None, until: datetime | None) -> Any:
 
 def whole_hours(since: datetime | None, until: datetime | None) -> tuple[datetime | None, ...]:
     """[since, until) widened to whole UTC hours (a rollup is all of its hour or nothing)."""
-    lo = rollups.hour_of(since) if since is not None else None
+    lo = hour_of(since) if since is not None else None
     hi = None
     if until is not None:
-        hi = rollups.hour_of(until)
+        hi = hour_of(until)
         hi = hi if hi == until else hi + timedelta(hours=1)
     return lo, hi
 
@@ -70,7 +71,7 @@ def _chunks(session: Session, since: datetime | None, until: datetime | None) ->
         session.rollback()  # end the read: each chunk's transaction starts with its lock
         if moment is None:
             return
-        lo = rollups.hour_of(moment)
+        lo = hour_of(moment)
         hi = lo + REBUILD_CHUNK
         if until is not None:
             hi = min(hi, until)
@@ -94,7 +95,7 @@ def _rebuild_span(session: Session, lo: datetime, hi: datetime) -> tuple[int, in
     keys = rollups.raw_key_columns(dialect)
     sums = [func.sum(m.of_raw(RAW)) for m in rollups.MEASURES]
     grouped = _in_range(select(*keys, *sums), lo, hi).group_by(*keys)
-    cols = [*rollups.KEY_COLUMNS, *rollups.MEASURE_NAMES]
+    cols = [*rollups.KEY_COLUMNS, *MEASURE_NAMES]
     session.execute(insert(HOURLY).from_select(cols, grouped))
     counted = _in_range(select(func.count(), func.count(hour.distinct())), lo, hi)
     records, n_hours = session.execute(counted).one()
@@ -153,7 +154,7 @@ def mismatched_hours(
     raw = {_hour_key(r[0]): tuple(int(v) for v in r[1:]) for r in session.execute(raw_q)}
     if not raw:
         return []
-    roll_cols = [func.sum(HOURLY.c[m]) for m in rollups.MEASURE_NAMES]
+    roll_cols = [func.sum(HOURLY.c[m]) for m in MEASURE_NAMES]
     roll_q = select(HOURLY.c.hour, *roll_cols).group_by(HOURLY.c.hour)
     if lo is not None:
         roll_q = roll_q.where(HOURLY.c.hour >= lo)
@@ -167,12 +168,12 @@ def _hour_key(value: Any) -> datetime:
     """An hour as a UTC datetime (SQLite's raw expression yields the stored text)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return rollups.hour_of(value)
+    return hour_of(value)
 
 
 def prune_count(session: Session, before: datetime) -> int:
     """How many raw records ``prune`` would delete."""
-    cutoff = rollups.hour_of(before)
+    cutoff = hour_of(before)
     return int(session.execute(_in_range(select(func.count()), None, cutoff)).scalar() or 0)
 
 
@@ -191,7 +192,7 @@ class RollupsStale(Exception):
 def prune(*, session: Session, actor: str, before: datetime) -> int:
     """Delete the raw records created before the UTC hour ``before`` falls in; their hours
     keep their rollups. Audited as ``usage.pruned``. Returns how many were deleted."""
-    cutoff = rollups.hour_of(before)
+    cutoff = hour_of(before)
     if session.get_bind().dialect.name == "postgresql":  # the check reads every old record
         session.execute(text("SET LOCAL statement_timeout = 0"))
     stale = mismatched_hours(session, None, cutoff)

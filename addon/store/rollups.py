@@ -10,7 +10,7 @@ Dimension columns are NOT NULL (a unique key treats NULLs as distinct, which wou
 upsert): a NULL is stored as ``''`` with its bit set in ``null_dims`` (bit i = DIMENSIONS[i]),
 so a real empty string and a missing value stay apart. ``dimension`` reads a column back.
 
-Adding a dimension is one entry in ``DIMENSIONS`` plus a migration that adds the column with
+Adding a dimension is one entry in ``report_fields.DIMENSIONS`` plus a migration that adds the column with
 ``server_default ''``, sets its bit in ``null_dims`` of the existing rows (they were summed over
 every value, i.e. "unknown") and recreates the primary key with it.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,24 +38,15 @@ from sqlmodel import Session, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from addon.store.models import UsageRecord
+from addon.store.report_fields import (
+    DIMENSION_NAMES,
+    DIMENSIONS,
+    MEASURE_NAMES,
+    TOKEN_FIELDS,
+    hour_of,
+)
 
 RAW: Table = UsageRecord.__table__  # type: ignore[attr-defined]
-
-# (record attribute, column length): the one list of what reports can group by
-DIMENSIONS: tuple[tuple[str, int], ...] = (
-    ("virtual_key_id", 16),
-    ("project", 200),
-    ("model", 200),
-    ("provider", 64),
-)
-DIMENSION_NAMES = tuple(name for name, _ in DIMENSIONS)
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +103,6 @@ MEASURES: tuple[Measure, ...] = (
         _count_if(lambda t: t.c.error_kind.is_not(None)),
     ),
 )
-MEASURE_NAMES = tuple(m.name for m in MEASURES)
 KEY_COLUMNS = ("hour", *DIMENSION_NAMES, "null_dims")
 
 HOURLY = Table(
@@ -124,13 +113,6 @@ HOURLY = Table(
     Column("null_dims", Integer, primary_key=True, server_default="0"),
     *(Column(n, BigInteger, nullable=False, server_default="0") for n in MEASURE_NAMES),
 )
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The start of the UTC hour a moment falls in (a naive moment is taken as UTC)."""
-    if moment.tzinfo is not UTC:  # the writer's records are in UTC already: skip the work
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def dimension(name: str, table: Table = HOURLY) -> ColumnElement[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,43 +19,21 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col, select
 
-from addon.pricing.cost import usd_text
 from addon.store import rollups
 from addon.store.limits_repo import settle
 from addon.store.models import UsageRecord
+from addon.store.report_fields import (
+    GROUP_COLUMNS,
+    GROUPS,
+    MEASURE_NAMES,
+    ROLLUP_GROUPS,
+    TOKEN_FIELDS,
+    Span,
+    spans,
+)
 from addon.store.rows import UsageRow, as_dict
 
 USAGE_TABLE: Table = UsageRecord.__table__  # type: ignore[attr-defined]
-
-GROUPS = {
-    "project": "project",
-    "key": "key_id",
-    "model": "model",
-    "provider": "provider",
-    "day": "day",
-}
-TOKEN_FIELDS = rollups.TOKEN_FIELDS
-# a report row's counts as `tollkeeper usage --format json` and the dashboard show them
-COUNT_FIELDS = ("requests", *TOKEN_FIELDS)
-TAIL_FIELDS = (
-    "unpriced_requests",
-    "unpriced_input_tokens",
-    "unpriced_output_tokens",
-    "estimated_requests",
-    "error_requests",
-)
-
-
-def report_item(row: dict[str, Any], group_field: str) -> dict[str, Any]:
-    """One group of ``report`` in its stable JSON shape (the CLI's JSON/CSV and the
-    dashboard): ``cost_usd`` is None when no request of the group has a price."""
-    out: dict[str, Any] = {group_field: row[group_field]}
-    out.update({f: int(row[f]) for f in COUNT_FIELDS})
-    unpriced = int(row["unpriced_requests"])
-    all_unpriced = unpriced > 0 and unpriced == out["requests"]
-    out["cost_usd"] = None if all_unpriced else usd_text(int(row["cost_picousd"]))
-    out.update({f: int(row[f]) for f in TAIL_FIELDS})
-    return out
 
 
 def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow]) -> int:
@@ -84,19 +62,6 @@ def insert_records(*, session: Session, records: Sequence[UsageRecord | UsageRow
 
 # --- the report: hourly rollups, plus raw records for the partial hours at its edges -------
 
-# --by value -> the record column it groups by ("day" is computed from the time)
-GROUP_COLUMNS = {
-    "project": "project",
-    "key": "virtual_key_id",
-    "model": "model",
-    "provider": "provider",
-}
-# --by values the rollups answer; any other grouping is summed from the raw records
-ROLLUP_GROUPS = frozenset(
-    {"day", *(by for by, c in GROUP_COLUMNS.items() if c in rollups.DIMENSION_NAMES)}
-)
-Span = tuple[datetime | None, datetime | None]  # [since, until); None = open
-
 
 def _dim(table: Table, name: str) -> ColumnElement[Any]:
     return rollups.dimension(name) if table is rollups.HOURLY else table.c[name]
@@ -114,31 +79,11 @@ def _group_column(session: Session, by: str, table: Table) -> ColumnElement[Any]
     raise ValueError(f"cannot group by {by!r}; use one of {', '.join(GROUPS)}")
 
 
-def _ceil_hour(moment: datetime) -> datetime:
-    start = rollups.hour_of(moment)
-    return start if start == moment else start + timedelta(hours=1)
-
-
-def _spans(since: datetime | None, until: datetime | None) -> tuple[Span | None, list[Span]]:
-    """The whole hours of [since, until) the rollups answer, and the partial spans left to
-    the raw records (at most one before and one after the whole hours)."""
-    lo = _ceil_hour(since) if since is not None else None
-    hi = rollups.hour_of(until) if until is not None else None
-    if lo is not None and hi is not None and lo >= hi:
-        return None, [(since, until)]
-    raw: list[Span] = []
-    if since is not None and lo is not None and since < lo:
-        raw.append((since, lo))
-    if until is not None and hi is not None and hi < until:
-        raw.append((hi, until))
-    return (lo, hi), raw
-
-
 def _part(session: Session, by: str, table: Table, span: Span, project: str | None) -> Select[Any]:
     """Per group value, the measures of the rollup rows (or raw records) in ``span``."""
     if table is rollups.HOURLY:
         moment, project_col = table.c.hour, rollups.dimension("project")
-        measures: list[ColumnElement[Any]] = [table.c[m] for m in rollups.MEASURE_NAMES]
+        measures: list[ColumnElement[Any]] = [table.c[m] for m in MEASURE_NAMES]
     else:
         moment, project_col, measures = table.c.created_at, table.c.project, rollups.raw_measures()
     stmt: Select[Any] = select(_group_column(session, by, table).label("grp"), *measures)
@@ -171,14 +116,14 @@ def report(
     """
     _group_column(session, by, USAGE_TABLE)  # an unknown grouping fails before any query
     if by in ROLLUP_GROUPS:
-        whole, partial = _spans(since, until)
+        whole, partial = spans(since, until)
     else:
         whole, partial = None, [(since, until)]
     parts = [_part(session, by, USAGE_TABLE, span, project) for span in partial]
     if whole is not None:
         parts.append(_part(session, by, rollups.HOURLY, whole, project))
     u = union_all(*parts).subquery()
-    sums = [cast(func.sum(u.c[m]), BigInteger).label(m) for m in rollups.MEASURE_NAMES]
+    sums = [cast(func.sum(u.c[m]), BigInteger).label(m) for m in MEASURE_NAMES]
     rows = session.execute(select(u.c.grp, *sums).group_by(u.c.grp).order_by(u.c.grp)).all()
     out = []
     for row in rows:

@@ -76,3 +76,38 @@ def test_keys_list_imports_no_sqlalchemy(tmp_path):
             env=env,
         )
         assert out.stdout.splitlines()[-1] == "[]", (args, out.stdout, out.stderr)
+
+
+def test_the_usage_report_imports_no_sqlalchemy_nor_its_subcommands(tmp_path):
+    """`usage` by a grouping the rollups answer reads them with the DB-API driver alone
+    (addon.store.quick_report); its subcommands' modules stay unloaded."""
+    from addon.store.db import open_store
+
+    url = f"sqlite:///{tmp_path / 'tollkeeper.db'}"
+    open_store(url).dispose()
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'alembic', 'cryptography')"
+        " or m in ('cli.usage_log', 'cli.usage_rollups', 'cli.prices'))))\n"
+        "from cli.main import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "TOLLKEEPER_HOME": str(tmp_path), "TOLLKEEPER_DB": url}
+    env.pop("TOLLKEEPER_DEBUG", None)
+    for args in ([], ["--by", "day", "--json"], ["--by", "key", "--since", "2026-01-01"]):
+        out = subprocess.run(
+            [sys.executable, "-c", code, "usage", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        assert out.stdout.splitlines()[-1] == "[]", (args, out.stdout, out.stderr)
+
+
+def test_the_usage_subcommands_are_reachable():
+    usage = cli.commands["usage"]
+    assert isinstance(usage, click.Group)
+    assert sorted(usage.commands) == ["log", "prune", "rebuild", "reprice"]
+    assert all(usage.commands[name].name == name for name in usage.commands)

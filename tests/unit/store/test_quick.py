@@ -141,3 +141,19 @@ def test_reading_imports_no_sqlalchemy(sqlite_url: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_fetch_runs_a_query_on_a_schema_at_head(db_url: str) -> None:
+    open_store(db_url).dispose()
+    marks = {"sqlite": "?", "postgresql": "%s"}
+    rows = quick.fetch(db_url, lambda dialect: (f"SELECT {marks[dialect]} + 1", [41]))
+    assert [tuple(r) for r in rows or []] == [(42,)]
+
+
+def test_fetch_leaves_a_query_it_cannot_build_to_the_full_path(sqlite_url: str) -> None:
+    open_store(sqlite_url).dispose()
+
+    def unbuildable(dialect: str) -> tuple[str, list[object]]:
+        raise ValueError(dialect)
+
+    assert quick.fetch(sqlite_url, unbuildable) is None

@@ -4,10 +4,9 @@ rebuilds, on both databases. The expected sums are computed here from the record
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,18 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
+from usagerows import T0, clear, insert, moments, rec, records_st
 
 from addon.pricing.codec import price_from_json
 from addon.pricing.table import PriceBook
-from addon.store import retention, rollups, usage_repo
+from addon.store import report_fields, retention, rollups, usage_repo
 from addon.store.db import open_store
 from addon.store.models import AuditEvent, UsageRecord
 from addon.store.reprice import reprice
 
-T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
-SPAN_S = 8 * 3600  # random records fall in eight hours across a midnight
-R0 = T0 - timedelta(hours=4)
-COUNTED = rollups.MEASURE_NAMES
+COUNTED = report_fields.MEASURE_NAMES
 
 
 @pytest.fixture
@@ -34,41 +31,6 @@ def engine(db_url: str) -> Iterator[Any]:
     eng = open_store(db_url)
     yield eng
     eng.dispose()
-
-
-def rec(**fields: Any) -> UsageRecord:
-    base: dict[str, Any] = {
-        "request_id": uuid.uuid4().hex,
-        "created_at": T0,
-        "provider": "openai",
-        "project": "alpha",
-        "virtual_key_id": "k1",
-        "model": "m1",
-        "input_tokens": 100,
-        "output_tokens": 10,
-        "cost_picousd": 1_000,
-    }
-    base.update(fields)
-    return UsageRecord(**base)
-
-
-records_st = st.builds(
-    rec,
-    created_at=st.integers(0, SPAN_S).map(lambda s: R0 + timedelta(seconds=s, microseconds=7)),
-    virtual_key_id=st.sampled_from([None, "k1", "k2", ""]),
-    project=st.sampled_from([None, "alpha", "beta", ""]),
-    model=st.sampled_from([None, "m1", "m2"]),
-    provider=st.sampled_from(["openai", "anthropic"]),
-    input_tokens=st.integers(0, 10**8),
-    cached_input_tokens=st.integers(0, 1000),
-    cache_write_tokens=st.integers(0, 1000),
-    output_tokens=st.integers(0, 10**6),
-    reasoning_tokens=st.integers(0, 1000),
-    cost_picousd=st.none() | st.integers(0, 10**16),
-    estimated=st.booleans(),
-    error_kind=st.sampled_from([None, "upstream_timeout"]),
-)
-moments = st.none() | st.integers(-3600, SPAN_S + 3600).map(lambda s: R0 + timedelta(seconds=s))
 
 
 def expected(
@@ -90,19 +52,8 @@ def reported(
 ) -> dict[Any, dict[str, int]]:
     field = {"virtual_key_id": "key"}.get(by, by)
     rows = usage_repo.report(session=session, by=field, since=since, until=until)
-    name = usage_repo.GROUPS[field]
+    name = report_fields.GROUPS[field]
     return {r[name]: {m: int(r[m]) for m in COUNTED} for r in rows}
-
-
-def clear(session: Session) -> None:
-    session.execute(delete(UsageRecord.__table__))  # type: ignore[attr-defined]
-    session.execute(delete(rollups.HOURLY))
-    session.commit()
-
-
-def insert(session: Session, records: list[UsageRecord], batch: int = 7) -> None:
-    for i in range(0, len(records), batch):
-        usage_repo.insert_records(session=session, records=records[i : i + batch])
 
 
 @settings(

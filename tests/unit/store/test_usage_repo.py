@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from addon.store import usage_repo
+from addon.store import report_fields, usage_repo
 from addon.store.models import UsageRecord
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -201,7 +201,7 @@ def test_filters_combine(mixed: Session) -> None:
 
 
 def test_an_empty_database_reports_nothing(session: Session) -> None:
-    for group in usage_repo.GROUPS:
+    for group in report_fields.GROUPS:
         assert usage_repo.report(session=session, by=group) == []
 
 
