@@ -4,7 +4,8 @@ The root group puts an ``App`` on the click context; commands take it with ``@pa
 Domain errors and click usage errors become ``UserError``: one line on stderr starting
 with ``Error:``, a non-zero exit, never a traceback.
 
-SQLAlchemy is imported only when a command opens the store (``keys list`` may not).
+SQLAlchemy is imported only when a command opens the store (``keys list`` and ``usage`` may
+not), the vault (``cryptography``) only when a command needs real keys.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import click
 
 from addon.settings import Settings, resolve
 from addon.store.errors import Conflict, NotFound, StoreUnavailable
-from addon.vault import Vault, VaultError, load_master_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
+    from addon.vault import Vault
+
 # Errors whose message is meant for the user as it stands.
-USER_ERRORS = (StoreUnavailable, NotFound, Conflict, VaultError, ValueError)
+USER_ERRORS = (StoreUnavailable, NotFound, Conflict, ValueError)
 
 
 class UserError(click.ClickException):
@@ -57,12 +59,19 @@ def translate(error: Exception) -> UserError | None:
         if error.ctx is not None:
             hint = f" See '{error.ctx.command_path} --help'."
         return UsageProblem(error.format_message() + hint)
-    if isinstance(error, USER_ERRORS):
+    if isinstance(error, USER_ERRORS) or _is_vault_error(error):
         return UserError(str(error) or type(error).__name__)
     if _is_sqlalchemy_error(error):
         orig = getattr(error, "orig", None)
         return UserError(f"database error: {orig if orig is not None else error}")
     return None
+
+
+def _is_vault_error(error: Exception) -> bool:
+    """Whether ``error`` is the vault's (its module, and ``cryptography``, load only when a
+    command needs real keys)."""
+    vault = sys.modules.get("addon.vault")
+    return vault is not None and isinstance(error, vault.VaultError)
 
 
 def _is_sqlalchemy_error(error: Exception) -> bool:
@@ -129,6 +138,8 @@ class App:
 
     def vault(self) -> Vault:
         """The vault for real keys; creates ``<home>/master.key`` (0600) on first use."""
+        from addon.vault import Vault, load_master_key
+
         path = self.settings.master_key_path
         try:
             return Vault(load_master_key(path))
