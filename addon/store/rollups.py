@@ -10,9 +10,9 @@ Dimension columns are NOT NULL (a unique key treats NULLs as distinct, which wou
 upsert): a NULL is stored as ``''`` with its bit set in ``null_dims`` (bit i = DIMENSIONS[i]),
 so a real empty string and a missing value stay apart. ``dimension`` reads a column back.
 
-Adding a dimension is one entry in ``report_fields.DIMENSIONS`` plus a migration that adds the column with
-``server_default ''``, sets its bit in ``null_dims`` of the existing rows (they were summed over
-every value, i.e. "unknown") and recreates the primary key with it.
+Adding a dimension is one entry in ``report_fields.DIMENSIONS`` plus a migration that adds the
+column with ``server_default ''``, sets its bit in ``null_dims`` of the existing rows (they were
+summed over every value, i.e. "unknown") and recreates the primary key with it.
 """
 
 from __future__ import annotations
