@@ -18,7 +18,7 @@ import click
 from sqlmodel import Session
 
 from addon import binding, keys
-from addon.providers.registry import PROVIDERS
+from addon.providers.registry import CUSTOM_FORMATS, PROVIDERS
 from addon.store import custom_providers_repo, realkeys_repo
 from addon.store.models import RealKey
 from addon.vault import Vault, VaultError, load_master_key, unreadable
@@ -315,8 +315,8 @@ def remove(app: App, name: str, label: str) -> None:
 @click.option(
     "--format",
     "wire_format",
-    type=click.Choice(["openai", "anthropic"]),
-    default="openai",
+    type=click.Choice(list(CUSTOM_FORMATS)),
+    default=next(iter(CUSTOM_FORMATS)),
     show_default=True,
     help="Wire format (requests, usage, errors) it speaks.",
 )

@@ -20,16 +20,15 @@ from addon.admin import DEFAULT as ADMIN_DEFAULT
 from addon.admin import parse_address
 from addon.alert_sender import check_url
 from addon.options import ALERT_WEBHOOK_ENV
+from addon.providers.registry import PROVIDERS
 from cli.context import App, UserError, pass_app, safe_url
 
-OPENAI_UPSTREAM = "https://api.openai.com"
-ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
-GEMINI_UPSTREAM = "https://generativelanguage.googleapis.com"
+# the providers with a reverse listener option of their own (--openai-port, ...), and the
+# upstream each listener forwards to: the provider's own API host
 REVERSE_UPSTREAMS = {
-    "openai": OPENAI_UPSTREAM,
-    "anthropic": ANTHROPIC_UPSTREAM,
-    "gemini": GEMINI_UPSTREAM,
+    name: f"https://{PROVIDERS[name].hosts[0]}" for name in ("openai", "anthropic", "gemini")
 }
+OPENAI_UPSTREAM, ANTHROPIC_UPSTREAM, GEMINI_UPSTREAM = REVERSE_UPSTREAMS.values()
 # mitmweb's flow list: its default columns plus the comment tollkeeper writes on each flow
 # (project · model · tokens · cost). A sequence option takes one --set per value.
 WEB_COLUMNS = ("tls", "icon", "path", "method", "status", "size", "time", "comment")

@@ -22,6 +22,7 @@ from addon.providers.anthropic_style import ANTHROPIC_STYLE, VERSION_HEADERS, an
 from addon.providers.base import ANTHROPIC, AZURE, BEARER, Provider
 from addon.providers.key_health import compatible_key_rejected
 from addon.providers.openai_style import OPENAI_STYLE
+from addon.providers.wire_format import WireFormat
 
 PROVIDERS: dict[str, Provider] = {
     m.PROVIDER.name: m.PROVIDER
@@ -83,6 +84,13 @@ def host_pattern(host: str) -> str:
     return f"^{re.escape(host)}(:[0-9]+)?$"
 
 
+# the wire formats an operator-defined provider may speak, by name (the first is the default)
+CUSTOM_FORMATS: dict[str, WireFormat] = {
+    OPENAI_STYLE.prefix: OPENAI_STYLE,
+    ANTHROPIC_STYLE.prefix: ANTHROPIC_STYLE,
+}
+
+
 def custom_provider(
     *, name: str, base_url: str, hosts: tuple[str, ...], auth: str, wire_format: str
 ) -> Provider:
@@ -90,13 +98,12 @@ def custom_provider(
     styles = {"bearer": BEARER, "x-api-key": ANTHROPIC, "api-key": AZURE}
     if auth not in styles:
         raise ValueError(f"auth must be one of {', '.join(styles)}")
-    formats = {OPENAI_STYLE.prefix: OPENAI_STYLE, ANTHROPIC_STYLE.prefix: ANTHROPIC_STYLE}
-    if wire_format not in formats:
-        raise ValueError("format must be openai or anthropic")
+    if wire_format not in CUSTOM_FORMATS:
+        raise ValueError(f"format must be {' or '.join(CUSTOM_FORMATS)}")
     base_host = (urlsplit(base_url).hostname or "").lower()
     if not base_host:
         raise ValueError(f"not an http(s) base URL: {base_url!r}")
-    wire = formats[wire_format]
+    wire = CUSTOM_FORMATS[wire_format]
     openai_like = wire is OPENAI_STYLE
     return Provider(
         name=name,
