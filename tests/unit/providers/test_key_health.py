@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes.recorded import CASES_DIR, SKIP_REASON
 
 from addon.providers.key_health import Answer, judge
 from addon.providers.registry import PROVIDERS, custom_provider
-
-CASES = Path(__file__).resolve().parents[2].parent / "shared" / "realtraffic" / "cases"
 
 
 def answer(provider: str, status: int, body: object, retry: float | None = None) -> Answer:
@@ -315,14 +314,16 @@ def test_defined_providers_follow_their_wire_format(
 
 
 def _recorded_errors() -> list[Path]:
-    if not CASES.is_dir():
+    if not CASES_DIR.is_dir():
         return []
     return sorted(
-        p for p in CASES.glob("*.json") if json.loads(p.read_text())["response"]["status"] >= 400
+        p
+        for p in CASES_DIR.glob("*.json")
+        if json.loads(p.read_text())["response"]["status"] >= 400
     )
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="no ../shared/realtraffic/cases next to the repo")
+@pytest.mark.skipif(not CASES_DIR.is_dir(), reason=SKIP_REASON)
 @pytest.mark.parametrize("path", _recorded_errors(), ids=lambda p: p.stem)
 def test_recorded_provider_errors_are_judged_as_what_they_are(path: Path) -> None:
     """Every recorded error (bad model names, bad requests, an upstream rate limit) is about
