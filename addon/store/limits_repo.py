@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from addon.limits import Limits, day_key, minute_index, period_start_day, seconds_to_next_minute
 from addon.store.models import InflightRequest, KeyDailySpend, KeyMinuteUsage, UsageRecord
 from addon.store.rows import UsageRow
+from addon.store.upserts import upsert_adding
 
 
 class LimitExceeded(Exception):
@@ -52,15 +52,17 @@ def _lock(session: Session, key_id: str) -> None:
         )
 
 
-def _upsert_add(session: Session, model: Any, keys: dict[str, Any], adds: dict[str, int]) -> None:
+def _upsert_add(
+    session: Session, model: Any, rows: list[tuple[dict[str, Any], dict[str, int]]]
+) -> None:
+    """Add each row's ``adds`` to the row of its ``keys`` (created when missing), in the
+    order given; every row has the same key and measure names."""
+    if not rows:
+        return
+    keys, adds = rows[0]
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = model.__table__
-    stmt = insert(table).values(**keys, **adds)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in adds}
-    )
-    session.execute(stmt)
+    stmt = upsert_adding(dialect, model.__table__, tuple(keys), tuple(adds))
+    session.execute(stmt, [{**k, **a} for k, a in rows])
 
 
 def state(session: Session, limits: Limits, now: datetime) -> KeyState:
@@ -127,12 +129,8 @@ def admit(
             instance_id=instance_id,
         )
     )
-    _upsert_add(
-        session,
-        KeyMinuteUsage,
-        {"virtual_key_id": limits.key_id, "minute": minute_index(now)},
-        {"requests": 1, "tokens": 0},
-    )
+    minute = {"virtual_key_id": limits.key_id, "minute": minute_index(now)}
+    _upsert_add(session, KeyMinuteUsage, [(minute, {"requests": 1, "tokens": 0})])
     session.commit()
 
 
@@ -176,20 +174,22 @@ def settle(session: Session, records: Sequence[UsageRecord | UsageRow]) -> None:
         d[0] += r.cost_picousd or 0
         d[1] += 1
         minutes[(r.virtual_key_id, minute_index(r.created_at))] += r.input_tokens + r.output_tokens
-    for (key_id, day), (spent, n) in sorted(days.items()):
-        _upsert_add(
-            session,
-            KeyDailySpend,
-            {"virtual_key_id": key_id, "day": day},
-            {"spent_picousd": spent, "requests": n},
-        )
-    for (key_id, minute), tokens in sorted(minutes.items()):
-        _upsert_add(
-            session,
-            KeyMinuteUsage,
-            {"virtual_key_id": key_id, "minute": minute},
-            {"requests": 0, "tokens": tokens},
-        )
+    _upsert_add(
+        session,
+        KeyDailySpend,
+        [
+            ({"virtual_key_id": key_id, "day": day}, {"spent_picousd": spent, "requests": n})
+            for (key_id, day), (spent, n) in sorted(days.items())
+        ],
+    )
+    _upsert_add(
+        session,
+        KeyMinuteUsage,
+        [
+            ({"virtual_key_id": key_id, "minute": minute}, {"requests": 0, "tokens": tokens})
+            for (key_id, minute), tokens in sorted(minutes.items())
+        ],
+    )
 
 
 def release(session: Session, request_id: str) -> None:

@@ -33,7 +33,6 @@ from sqlalchemy import (
     literal,
     null,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -45,6 +44,7 @@ from addon.store.report_fields import (
     TOKEN_FIELDS,
     hour_of,
 )
+from addon.store.upserts import upsert_adding
 
 RAW: Table = UsageRecord.__table__  # type: ignore[attr-defined]
 
@@ -175,12 +175,7 @@ def upsert(session: Session, rows: Sequence[tuple[tuple[Any, ...], dict[str, int
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(HOURLY)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={n: HOURLY.c[n] + stmt.excluded[n] for n in MEASURE_NAMES},
-    )
+    stmt = upsert_adding(dialect, HOURLY, KEY_COLUMNS, MEASURE_NAMES)
     params = [
         {**dict(zip(KEY_COLUMNS, key, strict=True)), **amounts}
         for key, amounts in sorted(rows, key=lambda r: r[0])
