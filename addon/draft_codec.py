@@ -1,8 +1,9 @@
 """A usage draft as one line of JSON, for the journal.
 
-Cheap enough for the event loop (one ``json.dumps`` of plain fields). The request body and
-the streamed text are only needed for a token estimate, so they are kept only when the
-draft may need one (no usage reported, or the exchange ended early) and are small enough.
+Cheap enough for the event loop: one JSON encoding of plain fields, by one shared encoder.
+The request body and the streamed text are only needed for a token estimate, so they are
+kept only when the draft may need one (no usage reported, or the exchange ended early) and
+are small enough.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _PLAIN = tuple(
     for f in dataclasses.fields(UsageDraft)
     if f.name not in ("created_at", "result", "request_body")
 )
+_USAGE = tuple(f.name for f in dataclasses.fields(Usage))  # plain ints: no deep copy needed
+# one encoder for every line (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def _may_need_estimate(d: UsageDraft) -> bool:
@@ -39,7 +43,7 @@ def encode_draft(d: UsageDraft) -> str:
     r = d.result
     if r is not None:
         data["result"] = {
-            "usage": dataclasses.asdict(r.usage) if r.usage is not None else None,
+            "usage": _usage(r.usage),
             "model": r.model,
             "provider_request_id": r.provider_request_id,
             "error_kind": r.error_kind,
@@ -48,7 +52,11 @@ def encode_draft(d: UsageDraft) -> str:
             "output_text": r.output_text[:ESTIMATE_INPUT_MAX] if keep else "",
             "extras": r.extras,
         }
-    return json.dumps(data, separators=(",", ":"), default=str)
+    return _ENCODER.encode(data)
+
+
+def _usage(u: Usage | None) -> dict[str, int] | None:
+    return None if u is None else {name: getattr(u, name) for name in _USAGE}
 
 
 def decode_draft(line: str) -> UsageDraft:
