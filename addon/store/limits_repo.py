@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import Table, delete, func, text
 from sqlmodel import Session, col, select
 
 from addon.limits import Limits, day_key, minute_index, period_start_day, seconds_to_next_minute
+from addon.store import driver_sql
 from addon.store.models import InflightRequest, KeyDailySpend, KeyMinuteUsage, UsageRecord
 from addon.store.rows import UsageRow
 from addon.store.upserts import upsert_adding
+
+INFLIGHT: Table = InflightRequest.__table__  # type: ignore[attr-defined]
 
 
 class LimitExceeded(Exception):
@@ -62,7 +65,7 @@ def _upsert_add(
     keys, adds = rows[0]
     dialect = session.get_bind().dialect.name
     stmt = upsert_adding(dialect, model.__table__, tuple(keys), tuple(adds))
-    session.execute(stmt, [{**k, **a} for k, a in rows])
+    driver_sql.run_many(session, stmt, [{**k, **a} for k, a in rows])
 
 
 def state(session: Session, limits: Limits, now: datetime) -> KeyState:
@@ -161,11 +164,8 @@ def settle(session: Session, records: Sequence[UsageRecord | UsageRow]) -> None:
     keyed = [r for r in records if r.virtual_key_id]
     if not keyed:
         return
-    session.execute(
-        delete(InflightRequest).where(
-            col(InflightRequest.request_id).in_([r.request_id for r in keyed])
-        )
-    )
+    ids = [r.request_id for r in keyed]
+    driver_sql.matching(session, "DELETE FROM {table} WHERE {where}", INFLIGHT, "request_id", ids)
     days: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     minutes: dict[tuple[str, int], int] = defaultdict(int)
     for r in keyed:

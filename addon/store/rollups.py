@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlmodel import Session, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from addon.store import driver_sql
 from addon.store.models import UsageRecord
 from addon.store.report_fields import (
     DIMENSION_NAMES,
@@ -180,7 +181,7 @@ def upsert(session: Session, rows: Sequence[tuple[tuple[Any, ...], dict[str, int
         {**dict(zip(KEY_COLUMNS, key, strict=True)), **amounts}
         for key, amounts in sorted(rows, key=lambda r: r[0])
     ]
-    session.execute(stmt, params)
+    driver_sql.run_many(session, stmt, params)
 
 
 # --- from the raw records -----------------------------------------------------------------
