@@ -13,11 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
 from addon.settings import normalize_db_url
 
 PG_ENV = "TOLLKEEPER_TEST_POSTGRES_URL"
+
+# The suite shares two cores with the mitmdump processes of the integration tests: how fast
+# hypothesis generates inputs there is not a property of the code (it failed a run once).
+settings.register_profile("tollkeeper", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tollkeeper")
 
 
 def _postgres_base_url() -> str:
