@@ -300,16 +300,13 @@ def test_list_answers_from_the_quick_read_exactly_as_from_the_store(ok, store, m
 
 
 def test_list_on_a_database_not_at_head_takes_the_full_path_and_migrates(ok, db_url):
-    from alembic import command
+    from oldschema import at_revision
 
-    from addon.store.db import _alembic_config, make_engine
+    from addon.store.db import make_engine
     from addon.store.head import file_head
 
     engine = make_engine(db_url)
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+    with at_revision(engine, "0007") as conn:
         conn.execute(
             text(
                 "INSERT INTO virtual_keys (id, project, secret_hash, created_at, created_by,"

@@ -256,3 +256,36 @@ def test_empty_reports(ok):
 )
 def test_bad_options_fail_in_one_line(tk, one_line_error, args, fragment):
     one_line_error(tk("usage", *args), fragment)
+
+
+def test_a_database_not_at_head_is_migrated_then_reported(ok, db_url):
+    """The quick read leaves an older schema to the full path, which migrates it (building
+    the rollups from the records) and reports as always."""
+    from oldschema import at_revision
+    from sqlalchemy import text
+
+    from addon.store.db import make_engine
+    from addon.store.head import file_head
+
+    engine = make_engine(db_url)
+    with at_revision(engine, "0007") as conn:
+        conn.execute(
+            text(
+                "INSERT INTO usage_records (request_id, created_at, project, provider, endpoint,"
+                " input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,"
+                " reasoning_tokens, cost_picousd, streamed, estimated, extras_json, tags)"
+                " VALUES ('old', CURRENT_TIMESTAMP, 'alpha', 'openai', '/v1/chat/completions',"
+                " 3, 0, 0, 2, 0, 7000000, false, false, '{}', '')"
+            )
+        )
+    (row,) = _json(ok)
+    assert (row["project"], row["requests"], row["input_tokens"], row["cost_usd"]) == (
+        "alpha",
+        1,
+        3,
+        "0.000007",
+    )
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    engine.dispose()
+    assert [v[0] for v in versions] == [file_head()]

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from alembic import command
+from oldschema import at_revision
 from sqlalchemy import text
 from sqlmodel import Session
 
-from addon.store.db import _alembic_config, make_engine, migrate
+from addon.store.db import make_engine, migrate
 from addon.store.realkeys_repo import list_real_keys
 
 
 def test_a_populated_database_from_the_first_release_upgrades_with_its_data(db_url: str):
     engine = make_engine(db_url)
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    with at_revision(engine, "0001") as conn:
         conn.execute(
             text(
                 "INSERT INTO real_keys (provider, label, last4, created_at, updated_at, status,"
@@ -42,10 +39,7 @@ def test_a_populated_database_from_the_first_release_upgrades_with_its_data(db_u
 
 def test_usage_records_from_before_attribution_upgrade_unattributed(db_url: str):
     engine = make_engine(db_url)
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
+    with at_revision(engine, "0005") as conn:
         conn.execute(
             text(
                 "INSERT INTO usage_records (request_id, created_at, provider, endpoint,"
