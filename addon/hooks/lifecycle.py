@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
+from functools import cache
 from typing import Any
 
 from mitmproxy import ctx, exceptions
@@ -87,6 +89,18 @@ class RuntimeHost:
     def running(self) -> None:
         self.shared.loop = ctx.master.event_loop
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        freeze_startup_heap()
+
+
+@cache
+def freeze_startup_heap() -> None:
+    """Put what is alive once the gateway runs (modules, classes, SQLAlchemy's and
+    mitmproxy's tables, the runtime's caches: some 160 000 objects) out of the cyclic
+    collector's reach, once per process. Otherwise every full collection walks them all on
+    the event loop: one took 95-150 ms in a run of 6 000 requests (a stall of every request
+    in flight). Reference counting still frees them; only cycles among them would stay."""
+    gc.collect()
+    gc.freeze()
 
 
 class Shutdown:

@@ -4,6 +4,7 @@ refused and stopped."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
-from addon.hooks.lifecycle import SWITCH_INTERVAL_S, RuntimeHost, Shutdown
+from addon.hooks.lifecycle import SWITCH_INTERVAL_S, RuntimeHost, Shutdown, freeze_startup_heap
 from addon.hooks.shared import Shared
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens on port 1
@@ -40,12 +41,29 @@ def test_configure_starts_a_runtime_and_running_sets_the_loop(host, tmp_path, tk
     tctx.configure(host_, **_good(tmp_path, tk_home))
     assert host_.shared.runtime is not None
     before = sys.getswitchinterval()
+    freeze_startup_heap.cache_clear()  # as in a fresh process
     try:
         host_.running()
         assert host_.shared.loop is not None
         assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert freeze_startup_heap.cache_info().currsize == 1  # the start-up heap frozen
     finally:
         sys.setswitchinterval(before)
+
+
+def test_the_startup_heap_is_frozen_once_per_process():
+    code = (
+        "import gc\n"
+        "from addon.hooks.lifecycle import freeze_startup_heap\n"
+        "before = gc.get_freeze_count()\n"
+        "freeze_startup_heap()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "later = [[] for _ in range(1000)]\n"
+        "freeze_startup_heap()\n"
+        "print(frozen > before + 10_000, gc.get_freeze_count() == frozen)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"], done.stderr
 
 
 def test_a_bad_option_value_is_refused_and_the_runtime_kept(host, tmp_path, tk_home):
