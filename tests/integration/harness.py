@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from cli.main import cli as tollkeeper
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,7 +50,14 @@ def base_env(home: Path, db_url: str | None = None) -> dict[str, str]:
 
 
 class Cli:
-    """Runs the installed ``tollkeeper`` command against one home/database."""
+    """Runs ``tollkeeper`` commands against one home/database, as the installed command would.
+
+    A command runs in this process through click's ``CliRunner``, with the environment the
+    command's own process would get (``base_env`` as it was when this Cli was made: no proxy
+    variables, this home and database); it talks to the gateway through the database only, so
+    a process of its own adds nothing but an interpreter start (the console script as a
+    process is tested by tests/cli/test_cli_main.py). ``serve`` without ``--dry-run`` execs
+    mitmproxy, so that one runs as a process."""
 
     def __init__(self, home: Path, db_url: str | None = None) -> None:
         self.env = base_env(home, db_url)
@@ -59,17 +69,41 @@ class Cli:
         env: dict[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
+        wanted = {**self.env, **(env or {})}
+        if args[:1] == ("serve",) and "--dry-run" not in args:
+            proc = self._run_process(args, stdin, wanted)
+        else:
+            proc = self._run_here(args, stdin, wanted)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tollkeeper {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    @staticmethod
+    def _run_process(
+        args: Sequence[str], stdin: str | None, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [str(BIN / "tollkeeper"), *args],
             input=stdin,
             capture_output=True,
             text=True,
-            env={**self.env, **(env or {})},
+            env=env,
             timeout=60,
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"tollkeeper {' '.join(args)} failed: {proc.stderr}")
-        return proc
+
+    @staticmethod
+    def _run_here(
+        args: Sequence[str], stdin: str | None, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        # exactly ``env`` while the command runs: what differs is set, what is extra unset
+        changes: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+        changes.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+        result = CliRunner().invoke(tollkeeper, list(args), input=stdin, env=changes)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a bug: the real command would say "internal error"
+        return subprocess.CompletedProcess(
+            ["tollkeeper", *args], result.exit_code, result.stdout, result.stderr
+        )
 
     def json(self, *args: str, **kw: Any) -> Any:
         return json.loads(self.run(*args, **kw).stdout)
