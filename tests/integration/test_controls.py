@@ -4,9 +4,11 @@ gateway processes share one PostgreSQL database."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -30,11 +32,18 @@ def _outcome(client, **extra) -> str:
         return e.response.headers.get("x-tollkeeper-error", "provider-429")
 
 
-def _wait_for_fresh_minute(min_left: float = 15.0) -> None:
-    """RPM/TPM windows are UTC minutes: keep a burst inside one."""
-    left = 60 - time.time() % 60
-    if left < min_left:
-        time.sleep(left + 0.2)
+def _in_one_minute[T](attempt: Callable[[], T]) -> T:
+    """What ``attempt()`` returned in a run that began and ended in one UTC minute.
+
+    RPM/TPM windows are UTC minutes (of the gateway's clock, which is this machine's): a
+    burst that straddles two sees two windows. Such a run is repeated rather than avoided
+    by sleeping; ``attempt`` makes a key of its own, so a repeat starts from empty windows."""
+    for _ in range(3):
+        started = time.time()
+        result = attempt()
+        if started // 60 == time.time() // 60:
+            return result
+    raise AssertionError("three runs in a row straddled a minute boundary")
 
 
 def _spent(stack: Stack, project: str) -> Decimal:
@@ -84,25 +93,35 @@ def test_budget_refusal_is_shaped_for_the_sdk(stack: Stack, monkeypatch):
 
 
 def test_rpm_limit_and_retry_after(stack: Stack, monkeypatch):
-    key = stack.cli.new_key("rpm", "--rpm", "3")
-    client = stack.openai_forward(key["key"], monkeypatch)
-    _wait_for_fresh_minute()
-    outcomes = [_outcome(client) for _ in range(5)]
+    def burst() -> tuple[list[str], openai.RateLimitError | None]:
+        key = stack.cli.new_key("rpm", "--rpm", "3")
+        client = stack.openai_forward(key["key"], monkeypatch)
+        outcomes = [_outcome(client) for _ in range(5)]
+        try:
+            _chat(client)
+        except openai.RateLimitError as e:
+            return outcomes, e
+        return outcomes, None
+
+    outcomes, refusal = _in_one_minute(burst)
     assert outcomes == ["ok"] * 3 + ["rate_limited"] * 2
-    with pytest.raises(openai.RateLimitError) as exc:
-        _chat(client)
-    assert 0 < int(exc.value.response.headers["retry-after"]) <= 60
+    assert refusal is not None
+    assert 0 < int(refusal.response.headers["retry-after"]) <= 60
 
 
 def test_tpm_counts_metered_tokens(stack: Stack, monkeypatch):
-    key = stack.cli.new_key("tpm", "--tpm", "2000")  # the fake reports 1240 tokens a call
-    client = stack.openai_forward(key["key"], monkeypatch)
-    _wait_for_fresh_minute()
-    assert _outcome(client) == "ok"
-    wait_for(lambda: _spent(stack, "tpm") > 0, timeout=3)  # settled: 1240 tokens counted
-    assert _outcome(client) == "ok"  # 1240 + the small estimate of this request < 2000
-    wait_for(lambda: _settled(stack, "tpm", 2), timeout=3)
-    assert _outcome(client) == "rate_limited"  # 2480 > 2000
+    def calls() -> list[str]:
+        project = f"tpm-{time.monotonic_ns()}"  # each run its own key and project
+        key = stack.cli.new_key(project, "--tpm", "2000")  # the fake reports 1240 tokens a call
+        client = stack.openai_forward(key["key"], monkeypatch)
+        outcomes = [_outcome(client)]
+        wait_for(lambda: _spent(stack, project) > 0, timeout=3)  # settled: 1240 tokens counted
+        outcomes.append(_outcome(client))  # 1240 + the small estimate of this request < 2000
+        wait_for(lambda: _settled(stack, project, 2), timeout=3)
+        outcomes.append(_outcome(client))  # 2480 > 2000
+        return outcomes
+
+    assert _in_one_minute(calls) == ["ok", "ok", "rate_limited"]
 
 
 def test_max_parallel(stack: Stack, monkeypatch):
@@ -129,12 +148,16 @@ def test_provider_and_model_allow_lists(stack: Stack, monkeypatch):
 
 
 def test_keys_update_applies_to_the_running_gateway_within_a_second(stack: Stack, monkeypatch):
-    key = stack.cli.new_key("update")
-    client = stack.openai_forward(key["key"], monkeypatch)
-    _wait_for_fresh_minute()
-    assert _outcome(client) == "ok"
-    stack.cli.run("keys", "update", key["id"], "--rpm", "1")
-    assert wait_for(lambda: _outcome(client) == "rate_limited", timeout=1.0, interval=0.05)
+    def update() -> tuple[dict[str, Any], openai.OpenAI, str, bool]:
+        key = stack.cli.new_key("update")
+        client = stack.openai_forward(key["key"], monkeypatch)
+        first = _outcome(client)
+        stack.cli.run("keys", "update", key["id"], "--rpm", "1")
+        limited = wait_for(lambda: _outcome(client) == "rate_limited", timeout=1.0, interval=0.05)
+        return key, client, first, limited
+
+    key, client, first, limited = _in_one_minute(update)
+    assert first == "ok" and limited
     stack.cli.run("keys", "update", key["id"], "--models", "claude-*")
     assert wait_for(lambda: _forbidden(client), timeout=1.0, interval=0.05)
 
@@ -157,12 +180,15 @@ def test_two_gateway_processes_share_rpm_and_budget(postgres_url, tmp_path: Path
     second_dir.mkdir()
     second = GatewayProcess(second_dir, s.workdir / "home", db_url=postgres_url).start()
     try:
-        rpm_key = s.cli.new_key("shared-rpm", "--rpm", "6")["key"]
-        clients = [s.openai_reverse(rpm_key, monkeypatch)]
-        clients.append(clients[0].with_options(base_url=second.reverse_url("openai") + "/v1"))
-        _wait_for_fresh_minute(20)
-        with ThreadPoolExecutor(8) as pool:
-            outcomes = list(pool.map(lambda i: _outcome(clients[i % 2]), range(16)))
+
+        def burst() -> list[str]:
+            rpm_key = s.cli.new_key("shared-rpm", "--rpm", "6")["key"]
+            clients = [s.openai_reverse(rpm_key, monkeypatch)]
+            clients.append(clients[0].with_options(base_url=second.reverse_url("openai") + "/v1"))
+            with ThreadPoolExecutor(8) as pool:
+                return list(pool.map(lambda i: _outcome(clients[i % 2]), range(16)))
+
+        outcomes = _in_one_minute(burst)
         assert outcomes.count("ok") == 6, outcomes  # in total, not 6 per process
 
         budget_key = s.cli.new_key("shared-budget", "--budget", "0.0006")["key"]
