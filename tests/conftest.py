@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from migrated import Templates
 from sqlalchemy import create_engine, text
 
 from addon.settings import normalize_db_url
@@ -63,6 +64,19 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Run the test once on SQLite and once on PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture
+def migrated_db_url(db_url: str, _templates: Templates) -> str:
+    """``db_url``, already migrated to the newest revision (a copy of a migrated database:
+    tests/migrated.py). For tests that need the schema, not a test of migrating."""
+    _templates.copy_into(db_url)
+    return db_url
 
 
 @pytest.fixture
