@@ -67,6 +67,10 @@ class HostileUpstream:
         try:
             self._loop.run_forever()
         finally:
+            # an answer that pauses forever (a silent stream) never notices that the gateway
+            # left; wait_closed would wait for it
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
             server.close()
             self._loop.run_until_complete(server.wait_closed())
             self._loop.close()
