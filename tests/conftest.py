@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from migrated import Templates
 from sqlalchemy import create_engine, text
 
 from addon.settings import normalize_db_url
@@ -69,6 +70,19 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Run the test once on SQLite and once on PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture
+def migrated_db_url(db_url: str, _templates: Templates) -> str:
+    """``db_url``, already migrated to the newest revision (a copy of a migrated database:
+    tests/migrated.py). For tests that need the schema, not a test of migrating."""
+    _templates.copy_into(db_url)
+    return db_url
 
 
 @pytest.fixture

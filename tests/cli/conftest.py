@@ -55,9 +55,9 @@ def ok(tk: Run) -> Run:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Engine]:
+def store(migrated_db_url: str) -> Iterator[Engine]:
     """An engine on the test database, for setting up and checking rows directly."""
-    engine = open_store(db_url)
+    engine = open_store(migrated_db_url)
     yield engine
     engine.dispose()
 

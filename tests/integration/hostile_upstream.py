@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from integration.conftest import OPENAI_REAL, Stack, build_stack
-from integration.harness import free_port
+from integration.harness import free_port, wait_for
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class HostileUpstream:
         try:
             self._loop.run_forever()
         finally:
+            # an answer that pauses forever (a silent stream) never notices that the gateway
+            # left; wait_closed would wait for it
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
             server.close()
             self._loop.run_until_complete(server.wait_closed())
             self._loop.close()
@@ -119,6 +123,15 @@ def hostile_stack(tmp: Path, up: HostileUpstream, *extra_args: str) -> Iterator[
     try:
         stack.cli.run("providers", "remove", "openai", "--label", "main")
         stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
+        # until the gateway's key snapshot has the change, OpenAI requests still go to the
+        # stack's well-behaved fake, whose answers pass for the hostile one's (status 200,
+        # stream events)
+        assert wait_for(
+            lambda: (
+                stack.gateway.real_key_state("openai", "main") is None
+                and stack.gateway.real_key_state("openai", "evil") == "healthy"
+            )
+        ), stack.gateway.log()[-2000:]
         yield stack
     finally:
         next(gen, None)

@@ -30,6 +30,7 @@ def azure(stack: Stack) -> Stack:
             "prod-mini=gpt-4o-mini",
             stdin=AZURE_REAL + "\n",
         )
+        assert wait_for(lambda: stack.gateway.real_key_state("azure", "main") == "healthy")
     return stack
 
 
@@ -115,6 +116,8 @@ def test_a_request_for_another_resource_is_refused_and_never_carries_the_key(
         "https://tk-bound.openai.azure.com",
         stdin=AZURE_REAL + "\n",
     )
+    # refused for the resource, not for want of a key: the gateway has the key
+    assert wait_for(lambda: fresh_stack.gateway.real_key_state("azure", "default") == "healthy")
     key = fresh_stack.cli.new_key("azure-bound")["key"]
     fresh_stack.openai_forward(key, monkeypatch)  # HTTPS_PROXY and the CA
     client = fresh_stack.track(

@@ -149,8 +149,12 @@ def test_spend_crossing_50_and_100_posts_two_messages(alert_stack, receiver, mon
         (100, "sent"),
     ]
     check_messages(receiver.delivered(), key, cost)
-    records = wait_for(lambda: [r for r in alert_stack.cli.usage() if r["project"] == "alerted"])
-    assert records[0]["requests"] == 3  # the refused one is recorded too
+    rows = wait_for(
+        lambda: [
+            r for r in alert_stack.cli.usage() if r["project"] == "alerted" and r["requests"] == 3
+        ]
+    )
+    assert rows, alert_stack.cli.usage()  # the refused one is recorded too
     audit = alert_stack.cli.json("audit", "--json")
     alerts = [e for e in audit if e["action"] == "key.budget_alert"]
     assert sorted(e["details"]["threshold_percent"] for e in alerts) == [50, 100]

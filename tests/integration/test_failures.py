@@ -92,7 +92,15 @@ def test_unreachable_upstream_gets_a_provider_shaped_502_and_is_recorded(
 ):
     s = fresh_stack
     s.cli.run("providers", "remove", "anthropic", "--label", "main")
-    s.cli.add_provider("anthropic", "sk-ant-x-12345678", f"http://127.0.0.1:{free_port()}")
+    dead = f"http://127.0.0.1:{free_port()}"
+    s.cli.add_provider("anthropic", "sk-ant-x-12345678", dead, label="dead")
+    # until its key snapshot has the change, the gateway still forwards to the working key
+    assert wait_for(
+        lambda: (
+            s.gateway.real_key_state("anthropic", "main") is None
+            and s.gateway.real_key_state("anthropic", "dead") == "healthy"
+        )
+    )
     key = s.cli.new_key("unreachable")["key"]
     client = s.anthropic_forward(key, monkeypatch)
     assert wait_for(lambda: _try_anthropic(client) == 502, timeout=3)
@@ -201,6 +209,16 @@ def _refused(client: openai.OpenAI) -> bool:
     return False
 
 
+def _admitted(client) -> bool:
+    try:
+        _chat(client)
+    except openai.AuthenticationError:
+        return False
+    except openai.InternalServerError:  # admitted; its real key may be broken already
+        return True
+    return True
+
+
 def test_a_fault_inside_the_addon_answers_500_and_is_recorded(fresh_stack: Stack, monkeypatch):
     s = fresh_stack
     key = s.cli.new_key("fault")["key"]
@@ -212,10 +230,13 @@ def test_a_fault_inside_the_addon_answers_500_and_is_recorded(fresh_stack: Stack
             " WHERE provider = 'openai'",
             (other,),
         )
-    # a change made after it: once the gateway refuses this key, it has read the first too
+    # a change made after it: once the gateway refuses this key, it has read the first too.
+    # The probe is admitted first: a key the gateway never held is looked up directly, and
+    # a revoked one refused at once, before any refresh.
     probe = s.cli.new_key("probe")
-    s.cli.run("keys", "revoke", probe["id"])
     prober = s.openai_forward(probe["key"], monkeypatch)
+    assert _admitted(prober)
+    s.cli.run("keys", "revoke", probe["id"])
     assert wait_for(lambda: _refused(prober), timeout=5, interval=0.05)
     s.upstream.clear()  # probes sent before the revocation arrived
     with pytest.raises(openai.InternalServerError) as exc:

@@ -24,6 +24,7 @@ MODEL = "gemini-2.5-flash"
 def gemini(stack: Stack, monkeypatch):
     if not any(p["provider"] == "gemini" for p in stack.cli.json("providers", "list", "--json")):
         stack.cli.add_provider("gemini", GEMINI_REAL, stack.upstream.base_url)
+        assert wait_for(lambda: stack.gateway.real_key_state("gemini", "main") == "healthy")
     for name in list(__import__("os").environ):
         if name.startswith(("GOOGLE_", "GEMINI_")):
             monkeypatch.delenv(name)

@@ -24,6 +24,7 @@ def gemini_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("gemini-reverse")
     for stack in build_stack(tmp, reverse=("openai", "gemini")):
         stack.cli.add_provider("gemini", GEMINI_REAL, stack.upstream.base_url)
+        assert wait_for(lambda s=stack: s.gateway.real_key_state("gemini", "main") == "healthy")
         yield stack
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from integration.conftest import OPENAI_REAL, Stack, build_stack
+from integration.conftest import OPENAI_REAL, Stack
 from integration.harness import wait_for
 from integration.hostile_upstream import (
     Answer,
@@ -176,20 +176,13 @@ def _endless(event_gap_pauses: int, events: int | None) -> Answer:
 @pytest.mark.parametrize(("name", "answer"), [("endless", (1, None)), ("quiet", (1, 1))])
 def test_an_endless_or_silent_stream_is_cut_off_and_recorded(tmp_path: Path, name, answer):
     caps = ("--set", "tollkeeper_stream_max_s=3", "--set", "tollkeeper_stream_idle_s=1")
-    with HostileUpstream(_endless(*answer)) as up:
-        gen = build_stack(tmp_path, extra_args=caps)
-        stack = next(gen)
-        try:
-            stack.cli.run("providers", "remove", "openai", "--label", "main")
-            stack.cli.add_provider("openai", OPENAI_REAL, up.base_url + "/v1", label="evil")
-            wait_for(lambda: _answered_at_all(stack), timeout=20)
-            key = stack.cli.new_key(name)["key"]
-            got = _stream(stack, key)
-            assert got.count(b"data: ") >= 1  # what was sent before the cut arrived
-            kinds = wait_for(lambda: _error_kinds(stack, name), timeout=10)
-            assert kinds == ["upstream_timeout"], kinds  # cut by the gateway, not the client
-        finally:
-            next(gen, None)
+    with HostileUpstream(_endless(*answer)) as up, hostile_stack(tmp_path, up, *caps) as stack:
+        wait_for(lambda: _answered_at_all(stack), timeout=20)
+        key = stack.cli.new_key(name)["key"]
+        got = _stream(stack, key)
+        assert got.count(b"data: ") >= 1  # what was sent before the cut arrived
+        kinds = wait_for(lambda: _error_kinds(stack, name), timeout=10)
+        assert kinds == ["upstream_timeout"], kinds  # cut by the gateway, not the client
 
 
 def _answered_at_all(stack: Stack) -> bool:

@@ -32,8 +32,15 @@ def _reset(request: pytest.FixtureRequest) -> Iterator[None]:
         s: Stack = request.getfixturevalue("quick_stack")
         s.upstream.reset()
         s.close_clients()
-        for p in s.cli.json("providers", "list", "--json"):
+        listed = s.cli.json("providers", "list", "--json")
+        for p in listed:
             s.cli.run("providers", "enable", p["provider"], "--label", p["label"])
+        # the next test starts once the running gateway has them back
+        assert wait_for(
+            lambda: all(
+                s.gateway.real_key_state(p["provider"], p["label"]) == "healthy" for p in listed
+            )
+        )
 
 
 def _chat(client: openai.OpenAI, model: str = "gpt-4o-mini", **kw: Any) -> Any:
@@ -120,6 +127,7 @@ def test_a_bad_gemini_key_on_a_streamed_request_cools_the_key(
     s = quick_stack
     if not any(p["provider"] == "gemini" for p in s.cli.json("providers", "list", "--json")):
         s.cli.add_provider("gemini", GEMINI_REAL, s.upstream.base_url)
+        assert wait_for(lambda: s.gateway.real_key_state("gemini", "main") == "healthy")
     for name in list(os.environ):
         if name.startswith(("GOOGLE_", "GEMINI_")):
             monkeypatch.delenv(name)

@@ -9,9 +9,15 @@ from integration.conftest import ANTHROPIC_REAL, OPENAI_REAL, Stack
 from integration.harness import wait_for
 
 
-def _usage_of(stack: Stack, project: str) -> dict:
-    rows = wait_for(lambda: [r for r in stack.cli.usage("project") if r["project"] == project])
-    assert rows, f"no usage recorded for {project}"
+def _usage_of(stack: Stack, project: str, requests: int | None = None) -> dict:
+    """The project's usage row, once it counts ``requests`` requests (None: any)."""
+
+    def row() -> list[dict]:
+        rows = [r for r in stack.cli.usage("project") if r["project"] == project]
+        return [r for r in rows if requests is None or r["requests"] == requests]
+
+    rows = wait_for(row)
+    assert rows, f"no usage recorded for {project}: {stack.cli.usage('project')}"
     return rows[0]
 
 
@@ -40,7 +46,7 @@ def test_openai_chat_responses_and_embeddings(stack: Stack, monkeypatch, way: st
         assert _auth_headers(r) == {"authorization": f"Bearer {OPENAI_REAL}"}
         assert key not in repr(r.headers) and key.encode() not in r.body
 
-    row = _usage_of(stack, project)
+    row = _usage_of(stack, project, requests=3)
     chat_u, resp_u = payloads.OPENAI_CHAT_USAGE, payloads.OPENAI_RESPONSES_USAGE
     emb_u = payloads.OPENAI_EMBEDDINGS_USAGE
     assert row["requests"] == 3

@@ -141,6 +141,7 @@ def assert_exact(row: dict[str, Any], input_tokens: int, output_tokens: int) -> 
 def gemini(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     if not any(p["provider"] == "gemini" for p in stack.cli.json("providers", "list", "--json")):
         stack.cli.add_provider("gemini", GEMINI_REAL, stack.upstream.base_url)
+        assert wait_for(lambda: stack.gateway.real_key_state("gemini", "main") == "healthy")
     for name in list(__import__("os").environ):
         if name.startswith(("GOOGLE_", "GEMINI_")):
             monkeypatch.delenv(name)

@@ -26,8 +26,8 @@ DAY2 = DAY1 + timedelta(hours=2)
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     yield e
     e.dispose()
 

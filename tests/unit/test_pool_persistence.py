@@ -22,8 +22,8 @@ REJECTED = Answer("key_rejected", "401 invalid_api_key")
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     with Session(e) as s:
         realkeys_repo.add_real_key(
             session=s,

@@ -26,8 +26,8 @@ REFUSED = "req-1"
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     yield e
     e.dispose()
 

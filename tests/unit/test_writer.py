@@ -42,8 +42,8 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     yield e
     e.dispose()
 

@@ -39,8 +39,8 @@ ROWS = [
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    engine = open_store(migrated_db_url)
     with Session(engine) as s:
         insert_records(session=s, records=[r.model_copy() for r in ROWS])
     yield engine

@@ -11,9 +11,9 @@ from addon.store.db import open_store
 
 
 @pytest.fixture
-def session(db_url: str) -> Iterator[Session]:
+def session(migrated_db_url: str) -> Iterator[Session]:
     """A session on a freshly migrated database (SQLite and PostgreSQL)."""
-    engine = open_store(db_url)
+    engine = open_store(migrated_db_url)
     with Session(engine) as s:
         yield s
     engine.dispose()

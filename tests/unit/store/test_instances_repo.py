@@ -20,8 +20,8 @@ STALE = timedelta(seconds=60)
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     yield e
     e.dispose()
 

@@ -21,8 +21,8 @@ KEYS = [Limits(f"key{i:07d}", None, "total", rpm=1000, tpm=None, max_parallel=50
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Engine]:
+    e = open_store(migrated_db_url)
     yield e
     e.dispose()
 

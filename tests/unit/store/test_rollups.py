@@ -27,8 +27,8 @@ COUNTED = report_fields.MEASURE_NAMES
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Any]:
-    eng = open_store(db_url)
+def engine(migrated_db_url: str) -> Iterator[Any]:
+    eng = open_store(migrated_db_url)
     yield eng
     eng.dispose()
 
