@@ -32,10 +32,20 @@ class ShapeError(ValueError):
     """A usage object whose fields do not have the expected types."""
 
 
-def load_json(body: bytes | str) -> Any:
-    """``json.loads`` with floats kept exact as ``Decimal``; raises ``ValueError``."""
+# json.loads(s, parse_float=Decimal) builds a decoder per call: a stream parses every event
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def load_json(body: bytes | bytearray | str) -> Any:
+    """``json.loads(body, parse_float=Decimal)``: floats kept exact as ``Decimal``, bytes in
+    any encoding JSON allows (``json.detect_encoding``), a BOM before a str refused as
+    ``json.loads`` refuses it; raises ``ValueError``."""
     try:
-        return json.loads(body, parse_float=Decimal)
+        if not isinstance(body, str):
+            body = bytes(body).decode(json.detect_encoding(body), "surrogatepass")
+        elif body.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+        return _DECODER.decode(body)
     except RecursionError as exc:  # absurdly nested input
         raise ValueError("JSON nested too deeply") from exc
 

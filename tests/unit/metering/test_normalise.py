@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from addon.metering.normalise import (
     MAX_TOKENS_PER_FIELD,
@@ -165,3 +168,35 @@ def test_load_json_keeps_floats_exact_and_turns_deep_nesting_into_value_error() 
 )  # fmt: skip
 def test_provider_cost(usage: dict[str, Any], cost: str | None) -> None:
     assert provider_cost(usage) == cost
+
+
+def _outcome(load: Any, body: Any) -> tuple[str, Any]:
+    try:
+        return "value", load(body)
+    except ValueError as e:
+        return "ValueError", type(e).__name__
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=10,
+).map(json.dumps)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary()
+    | json_texts
+    | json_texts.map(str.encode)
+    | st.tuples(json_texts, st.sampled_from(["utf-8-sig", "utf-16", "utf-32-be"])).map(
+        lambda t: t[0].encode(t[1])
+    )
+    | json_texts.map(lambda t: "\ufeff" + t)
+)
+def test_load_json_is_json_loads_with_exact_decimals(body: bytes | str) -> None:
+    """The shared decoder answers exactly as json.loads(body, parse_float=Decimal): the same
+    value, or a ValueError of the same kind (a BOM before a str, bad bytes, bad JSON)."""
+    expected = _outcome(lambda b: json.loads(b, parse_float=Decimal), body)
+    assert _outcome(load_json, body) == expected
+    assert _outcome(load_json, bytearray(body) if isinstance(body, bytes) else body) == expected
