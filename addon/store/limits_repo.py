@@ -59,9 +59,7 @@ def _upsert_add(
     session: Session, model: Any, rows: list[tuple[dict[str, Any], dict[str, int]]]
 ) -> None:
     """Add each row's ``adds`` to the row of its ``keys`` (created when missing), in the
-    order given; every row has the same key and measure names."""
-    if not rows:
-        return
+    order given; every row (at least one) has the same key and measure names."""
     keys, adds = rows[0]
     dialect = session.get_bind().dialect.name
     stmt = upsert_adding(dialect, model.__table__, tuple(keys), tuple(adds))
