@@ -213,6 +213,7 @@ class UsageWriter:
                     cooldown_until=h.cooldown_until,
                     auth_failures=h.auth_failures,
                     last_error=h.last_error,
+                    observed_at=h.at,
                 )
 
         try:

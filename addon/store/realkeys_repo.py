@@ -87,10 +87,16 @@ def record_health(
     cooldown_until: datetime | None,
     auth_failures: int,
     last_error: str | None,
+    observed_at: datetime | None = None,
 ) -> None:
-    """Persist a key's health as the gateway saw it (called from the writer thread)."""
+    """Persist a key's health as the gateway saw it at ``observed_at`` (called from the
+    writer thread, up to a flush interval later). A row written after that moment (an
+    operator's ``enable``, another gateway's view) is newer news and stays, as
+    ``Pool.health`` prefers it too."""
     row = session.get(RealKey, key_id)
     if row is None:
+        return
+    if observed_at is not None and row.updated_at is not None and row.updated_at > observed_at:
         return
     row.status, row.cooldown_until = status, cooldown_until
     row.consecutive_auth_failures, row.last_error = auth_failures, last_error

@@ -191,3 +191,29 @@ def test_record_health_of_a_removed_key_does_nothing(session: Session, vault: Va
         auth_failures=3, last_error="upstream 401",
     )  # fmt: skip
     assert realkeys_repo.list_real_keys(session=session) == []
+
+
+def test_health_seen_before_an_enable_does_not_undo_it(session: Session, vault: Vault) -> None:
+    """The writer records a rejection up to a flush interval after the gateway saw it; an
+    operator's enable in between is newer and stays. A later observation is written."""
+    row = add(session, vault)
+    assert row.id is not None
+    seen = datetime.now(UTC)
+    realkeys_repo.enable_real_key(session=session, provider="openai", label="main", actor="op")
+    rejected = {"status": "cooling", "auth_failures": 1, "last_error": "upstream 401"}
+    realkeys_repo.record_health(
+        session=session, key_id=row.id, cooldown_until=None, observed_at=seen, **rejected
+    )
+    session.expire_all()
+    stored = session.get(RealKey, row.id)
+    assert stored is not None and stored.status == "healthy"
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    realkeys_repo.record_health(
+        session=session, key_id=row.id, cooldown_until=None, observed_at=later, **rejected
+    )
+    session.expire_all()
+    stored = session.get(RealKey, row.id)
+    assert stored is not None and (stored.status, stored.consecutive_auth_failures) == (
+        "cooling",
+        1,
+    )
