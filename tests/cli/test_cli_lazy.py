@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 
 from cli.lazy import LazyCommands
 from cli.main import COMMANDS, cli
@@ -51,59 +52,52 @@ def test_keys_list_does_not_import_the_other_commands():
     assert "'cli.keys'" in out.stdout
 
 
-def test_keys_list_imports_no_sqlalchemy(tmp_path):
+@pytest.fixture
+def at_head(tmp_path) -> dict[str, str]:
+    """The environment of a command on a SQLite store already at the migrations' head."""
+    from addon.store.db import open_store
+
+    url = f"sqlite:///{tmp_path / 'tollkeeper.db'}"
+    open_store(url).dispose()
+    env = {**os.environ, "TOLLKEEPER_HOME": str(tmp_path), "TOLLKEEPER_DB": url}
+    env.pop("TOLLKEEPER_DEBUG", None)
+    return env
+
+
+def loaded(env: dict[str, str], watched: str, *args: str) -> str:
+    """The last line `tollkeeper ARGS` prints in a fresh interpreter: the sorted modules it
+    loaded that ``watched`` (a condition on the module name ``m``) selects."""
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: print(sorted(m for m in sys.modules if {watched})))\n"
+        "from cli.main import main\n"
+        "main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
+    )
+    return out.stdout.splitlines()[-1] if out.stdout else out.stderr
+
+
+SQLALCHEMY = "m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'alembic')"
+
+
+def test_keys_list_imports_no_sqlalchemy(at_head):
     """`keys list` on a database at head reads it with the DB-API driver alone
     (addon.store.quick): SQLAlchemy and SQLModel are most of a command's start-up."""
-    from addon.store.db import open_store
-
-    url = f"sqlite:///{tmp_path / 'tollkeeper.db'}"
-    open_store(url).dispose()
-    code = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print(sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'alembic'))))\n"
-        "from cli.main import main\n"
-        "main()\n"
-    )
-    env = {**os.environ, "TOLLKEEPER_HOME": str(tmp_path), "TOLLKEEPER_DB": url}
-    env.pop("TOLLKEEPER_DEBUG", None)
     for args in (["list"], ["list", "--json"], ["list", "--all"], ["list", "--project", "p"]):
-        out = subprocess.run(
-            [sys.executable, "-c", code, "keys", *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        assert out.stdout.splitlines()[-1] == "[]", (args, out.stdout, out.stderr)
+        assert loaded(at_head, SQLALCHEMY, "keys", *args) == "[]", args
 
 
-def test_the_usage_report_imports_no_sqlalchemy_nor_its_subcommands(tmp_path):
+def test_the_usage_report_imports_no_sqlalchemy_nor_its_subcommands(at_head):
     """`usage` by a grouping the rollups answer reads them with the DB-API driver alone
-    (addon.store.quick_report); its subcommands' modules stay unloaded."""
-    from addon.store.db import open_store
-
-    url = f"sqlite:///{tmp_path / 'tollkeeper.db'}"
-    open_store(url).dispose()
-    code = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print(sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'alembic', 'cryptography')"
-        " or m in ('cli.usage_log', 'cli.usage_rollups', 'cli.prices'))))\n"
-        "from cli.main import main\n"
-        "main()\n"
+    (addon.store.quick_report); its subcommands' modules and the vault stay unloaded."""
+    watched = (
+        f"{SQLALCHEMY} or m.split('.')[0] == 'cryptography'"
+        " or m in ('cli.usage_log', 'cli.usage_rollups', 'cli.prices')"
     )
-    env = {**os.environ, "TOLLKEEPER_HOME": str(tmp_path), "TOLLKEEPER_DB": url}
-    env.pop("TOLLKEEPER_DEBUG", None)
     for args in ([], ["--by", "day", "--json"], ["--by", "key", "--since", "2026-01-01"]):
-        out = subprocess.run(
-            [sys.executable, "-c", code, "usage", *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        assert out.stdout.splitlines()[-1] == "[]", (args, out.stdout, out.stderr)
+        assert loaded(at_head, watched, "usage", *args) == "[]", args
 
 
 def test_the_usage_subcommands_are_reachable():
