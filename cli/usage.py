@@ -21,6 +21,7 @@ from addon.store.report_fields import (
     GROUPS,
     TAIL_FIELDS,
     report_item,
+    total_item,
 )
 from cli.context import App, UserError, pass_app
 from cli.lazy import LazyCommands
@@ -58,11 +59,6 @@ def _unpriced_cell(item: dict[str, Any]) -> str:
 def fields(group_field: str) -> list[str]:
     """Column order of the JSON objects and the CSV."""
     return [group_field, *COUNT_FIELDS, "cost_usd", *TAIL_FIELDS]
-
-
-def _total(rows: list[dict[str, Any]], group_field: str) -> dict[str, Any]:
-    sums = {f: sum(int(r[f]) for r in rows) for f in (*COUNT_FIELDS, "cost_picousd", *TAIL_FIELDS)}
-    return report_item({group_field: "TOTAL", **sums}, group_field)
 
 
 def _print_usage_table(items: list[dict[str, Any]], group_field: str) -> None:
@@ -150,7 +146,7 @@ def usage(
         _print_usage_table(items, group_field)
         note("A request with several tags counts fully under each of them.")
     else:
-        _print_usage_table([*items, _total(rows, group_field)], group_field)
+        _print_usage_table([*items, total_item(rows, group_field, "TOTAL")], group_field)
 
 
 def _report(

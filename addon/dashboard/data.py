@@ -20,10 +20,9 @@ from addon.moments import iso_or_none
 from addon.pricing.cost import usd_text
 from addon.store import keys_repo, limits_repo, realkeys_repo, report_repo, usage_repo
 from addon.store.models import UsageRecord, VirtualKey
-from addon.store.report_fields import COUNT_FIELDS, GROUPS, TAIL_FIELDS, report_item
+from addon.store.report_fields import GROUPS, report_item, total_item
 
 TOP = 10  # models and keys listed
-COUNTS, TAIL = COUNT_FIELDS, TAIL_FIELDS
 RealKeyState = tuple[str, str, str]  # provider, label, state
 
 
@@ -60,8 +59,7 @@ def _with_cost(session: Session, by: str, scope: Scope) -> list[dict[str, Any]]:
 
 def _totals(projects: list[dict[str, Any]], rejections: int) -> dict[str, Any]:
     """The sum of the project groups, shaped like one of them, with the rates."""
-    sums = {f: sum(int(p[f]) for p in projects) for f in (*COUNTS, "cost_picousd", *TAIL)}
-    out = report_item({"project": None, **sums}, "project")
+    out = total_item(projects, "project", None)
     del out["project"]
     out["rejections"] = rejections
     out["error_rate"] = _rate(out["error_requests"], out["requests"])

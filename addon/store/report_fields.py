@@ -85,6 +85,14 @@ def report_item(row: dict[str, Any], group_field: str) -> dict[str, Any]:
     return out
 
 
+def total_item(rows: list[dict[str, Any]], group_field: str, label: str | None) -> dict[str, Any]:
+    """The item of ``rows`` (report rows, or items that kept ``cost_picousd``) summed: a
+    TOTAL line whose group value is ``label``."""
+    summed = (*COUNT_FIELDS, "cost_picousd", *TAIL_FIELDS)
+    sums = {f: sum(int(r[f]) for r in rows) for f in summed}
+    return report_item({group_field: label, **sums}, group_field)
+
+
 def hour_of(moment: datetime) -> datetime:
     """The start of the UTC hour a moment falls in (a naive moment is taken as UTC)."""
     if moment.tzinfo is not UTC:  # the writer's records are in UTC already: skip the work

@@ -15,6 +15,7 @@ from addon.store.report_fields import (
     hour_of,
     report_item,
     spans,
+    total_item,
 )
 
 H = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -75,3 +76,17 @@ def test_a_group_without_a_priced_request_has_no_cost() -> None:
     priced = report_item(row | {"unpriced_requests": 1, "cost_picousd": 5 * 10**11}, "project")
     assert priced["cost_usd"] == "0.50"
     assert list(priced) == ["project", *COUNT_FIELDS, "cost_usd", *TAIL_FIELDS]
+
+
+def test_a_total_sums_every_count_and_the_cost() -> None:
+    rows = [
+        dict.fromkeys(MEASURE_NAMES, 1) | {"project": "a", "requests": 5, "cost_picousd": 10**12},
+        dict.fromkeys(MEASURE_NAMES, 2)
+        | {"project": "b", "requests": 5, "cost_picousd": 5 * 10**11},
+    ]
+    total = total_item(rows, "project", "TOTAL")
+    assert total["project"] == "TOTAL" and total["cost_usd"] == "1.50"
+    assert all(total[f] == 3 for f in (*COUNT_FIELDS, *TAIL_FIELDS) if f != "requests")
+    assert total["requests"] == 10
+    everything_unpriced = [r | {"unpriced_requests": r["requests"]} for r in rows]
+    assert total_item(everything_unpriced, "project", "TOTAL")["cost_usd"] is None
