@@ -16,6 +16,7 @@ OPTION_NAMES = frozenset(
         "tollkeeper_home",
         "tollkeeper_db",
         "tollkeeper_refresh_ms",
+        "tollkeeper_flush_ms",
         "tollkeeper_upstream_timeout",
         "tollkeeper_probe_upstream",
         "tollkeeper_key_retry",
@@ -42,6 +43,7 @@ class Config:
     alert_webhook: str | None = None  # where budget alerts are POSTed (None = recorded only)
     alert_retry_s: float = 1.0  # first backoff of a failed alert webhook (doubles per failure)
     reserve_output_tokens: int = 4096  # budget reserved for a request without max_tokens
+    flush_s: float = 0.25  # how often the writer commits what it was handed
 
 
 def declare(loader: Any) -> None:
@@ -63,6 +65,13 @@ def declare(loader: Any) -> None:
     )
     loader.add_option(
         "tollkeeper_refresh_ms", int, 500, "how often keys and revocations are re-read (ms)"
+    )
+    loader.add_option(
+        "tollkeeper_flush_ms",
+        int,
+        250,
+        "how often usage records are committed to the database (ms); each commit has a fixed"
+        " cost, so higher means fewer, larger transactions and records that appear later",
     )
     loader.add_option(
         "tollkeeper_upstream_timeout",
@@ -140,6 +149,8 @@ def parse(options: Any) -> Config:
     """Build the config; raises ValueError with a message fit for OptionsError."""
     if options.tollkeeper_refresh_ms < 50:
         raise ValueError("tollkeeper_refresh_ms must be at least 50")
+    if not 10 <= options.tollkeeper_flush_ms <= 60_000:
+        raise ValueError("tollkeeper_flush_ms must be between 10 and 60000")
     if options.tollkeeper_upstream_timeout < 0:
         raise ValueError("tollkeeper_upstream_timeout must not be negative")
     if options.tollkeeper_key_retry < 1:
@@ -166,4 +177,5 @@ def parse(options: Any) -> Config:
         alert_webhook=_alert_webhook(options),
         alert_retry_s=options.tollkeeper_alert_retry_ms / 1000,
         reserve_output_tokens=options.tollkeeper_reserve_output_tokens,
+        flush_s=options.tollkeeper_flush_ms / 1000,
     )

@@ -64,7 +64,9 @@ class Runtime:
             s.home / "spool" / f"{journal.instance}.jsonl", quarantine=s.home / "rejected.jsonl"
         )
         self.spool = spool
-        self.writer = UsageWriter(self.engine, spool, self._finish, journal, s.spool_path)
+        self.writer = UsageWriter(
+            self.engine, spool, self._finish, journal, s.spool_path, flush_s=config.flush_s
+        )
         self.alerts = AlertWatcher(
             self.engine,
             instance_id=self.sweeper.instance_id,

@@ -58,11 +58,13 @@ class UsageWriter:
         finish: Finisher,
         journal: Journal | None = None,
         legacy_spool: Path | None = None,
+        flush_s: float = FLUSH_S,
     ) -> None:
         self._engine = engine
         self._spool = spool
         self._legacy_spool = legacy_spool
         self._finish = finish
+        self._flush_s = flush_s
         self._journal = journal
         self.keeper = RecordKeeper(engine, spool)
         self._queue: queue.Queue[object] = queue.Queue()
@@ -119,7 +121,7 @@ class UsageWriter:
             )
 
     def _run(self) -> None:
-        """Every FLUSH_S, drain the queue and write it in batches.
+        """Every ``flush_s``, drain the queue and write it in batches.
 
         The thread sleeps on a timer, not on the queue: a ``put`` from the event loop
         never wakes it, so the loop does not hand the GIL over once per request.
@@ -130,7 +132,7 @@ class UsageWriter:
             self._guarded(partial(adopt_spools, self._spool, jdir, self._legacy_spool, self))
         self._guarded(partial(self.keeper.retry_spool, force=True))
         while True:
-            stopping = self._stopping.wait(FLUSH_S)
+            stopping = self._stopping.wait(self._flush_s)
             while batch := self._drain():
                 self._guarded(partial(self._process, batch))
             self._guarded(partial(self.keeper.retry_spool, force=stopping))

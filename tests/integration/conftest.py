@@ -141,6 +141,15 @@ def _reset_upstream(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("stack").upstream.reset()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _frozen_heap() -> None:
+    """Put what is alive when a module starts (imported SDKs, collected tests, the recorded
+    traffic) out of the collector's reach, so that the collection after every test walks
+    only what tests made since: a full one took about 0.4 s, after each of 700 tests."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _close_clients(request: pytest.FixtureRequest) -> Iterator[None]:
     """Close the SDK clients a test used, then collect what an SDK left unclosed inside

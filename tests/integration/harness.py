@@ -229,6 +229,8 @@ class GatewayProcess:
             f"confdir={self.confdir}",
             "--set",
             "tollkeeper_refresh_ms=200",
+            "--set",
+            "tollkeeper_flush_ms=20",  # a record is in the database soon after its response
         ]
         if not self._own_admin:  # mitmdump breaks on a deferred option given twice
             args += ["--set", f"tollkeeper_admin=127.0.0.1:{self.admin_port}"]

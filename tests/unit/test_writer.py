@@ -158,6 +158,26 @@ def test_queued_records_are_written_in_batches_of_one_transaction_each(
     assert row_count(engine) == n
 
 
+def test_records_are_committed_every_flush_interval_without_a_stop(
+    engine: Engine, spool: SpySpool
+) -> None:
+    w = UsageWriter(engine, spool, finisher, flush_s=0.01)
+    waits: list[float | None] = []
+    event_wait = w._stopping.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return event_wait(timeout)
+
+    w._stopping.wait = wait  # type: ignore[method-assign]
+    w.start()
+    for i in range(3):
+        w.submit(draft(i))
+    wait_for(lambda: row_count(engine) == 3)
+    w.stop()
+    assert waits and set(waits) == {0.01}
+
+
 def test_stop_flushes_everything_queued(engine: Engine, spool: SpySpool) -> None:
     w = make_writer(engine, spool)
     w.start()

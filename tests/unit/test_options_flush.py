@@ -1,0 +1,28 @@
+"""The writer's commit interval reaches the config and refuses nonsense."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mitmproxy.options import Options
+
+from addon import options
+
+
+def _options(tmp_path: Path, **overrides: object) -> Options:
+    o = Options()
+    options.declare(o)
+    o.update(tollkeeper_home=str(tmp_path), **overrides)
+    return o
+
+
+def test_the_flush_interval_reaches_the_config(tmp_path: Path) -> None:
+    assert options.parse(_options(tmp_path)).flush_s == 0.25
+    assert options.parse(_options(tmp_path, tollkeeper_flush_ms=20)).flush_s == 0.02
+
+
+@pytest.mark.parametrize("ms", [0, 9, 60_001])
+def test_a_flush_interval_out_of_range_is_refused(tmp_path: Path, ms: int) -> None:
+    with pytest.raises(ValueError, match="tollkeeper_flush_ms must be between 10 and 60000"):
+        options.parse(_options(tmp_path, tollkeeper_flush_ms=ms))
