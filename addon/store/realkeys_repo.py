@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from addon.store.audit_repo import record_event
 from addon.store.errors import Conflict, NotFound
@@ -92,31 +92,45 @@ def record_health(
     """Persist a key's health as the gateway saw it at ``observed_at`` (called from the
     writer thread, up to a flush interval later). A row written after that moment (an
     operator's ``enable``, another gateway's view) is newer news and stays, as
-    ``Pool.health`` prefers it too."""
-    row = session.get(RealKey, key_id)
-    if row is None:
-        return
-    if observed_at is not None and row.updated_at is not None and row.updated_at > observed_at:
-        return
-    row.status, row.cooldown_until = status, cooldown_until
-    row.consecutive_auth_failures, row.last_error = auth_failures, last_error
-    row.updated_at = utcnow()
-    session.add(row)
+    ``Pool.health`` prefers it too. One conditional UPDATE: an ``enable`` committed between
+    a read and a write here would otherwise be overwritten."""
+    newer_stays = [] if observed_at is None else [col(RealKey.updated_at) <= observed_at]
+    session.exec(
+        update(RealKey)
+        .where(col(RealKey.id) == key_id, *newer_stays)
+        .values(
+            status=status,
+            cooldown_until=cooldown_until,
+            consecutive_auth_failures=auth_failures,
+            last_error=last_error,
+            updated_at=utcnow(),
+        )
+    )
     session.commit()
 
 
 def enable_real_key(*, session: Session, provider: str, label: str, actor: str) -> RealKey:
     """Bring a cooling or disabled key back into its pool now (audited). Running gateways
-    see it at their next refresh: the row's ``updated_at`` is newer than what they saw."""
+    see it at their next refresh: the row's ``updated_at`` is newer than what they saw.
+
+    Every health column is written, whatever was read: a rejection the gateway's writer
+    commits between the read and this write would otherwise keep its status (the ORM
+    writes only the columns it saw change). PostgreSQL also locks the row for the audit's
+    "before"."""
     row = session.exec(
-        select(RealKey).where(RealKey.provider == provider, RealKey.label == label)
+        select(RealKey)
+        .where(RealKey.provider == provider, RealKey.label == label)
+        .with_for_update()
     ).first()
     if row is None:
         raise NotFound(f"no {provider} key labelled {label!r}")
     before = {"status": row.status, "consecutive_auth_failures": row.consecutive_auth_failures}
-    row.status, row.cooldown_until, row.consecutive_auth_failures = "healthy", None, 0
-    row.updated_at = utcnow()
-    session.add(row)
+    session.exec(
+        update(RealKey)
+        .where(col(RealKey.id) == row.id)
+        .values(status="healthy", cooldown_until=None, consecutive_auth_failures=0)
+        .values(updated_at=utcnow())
+    )
     record_event(
         session=session,
         actor=actor,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from addon.store import realkeys_repo
@@ -217,3 +220,100 @@ def test_health_seen_before_an_enable_does_not_undo_it(session: Session, vault: 
         "cooling",
         1,
     )
+
+
+def test_an_enable_committed_while_a_late_rejection_is_written_stays(session: Session) -> None:
+    """The writer thread records a rejection while an operator's ``enable`` (another
+    process) commits. Whatever the writer reads of the row before it writes, an enable
+    committed right after that read is newer news and must survive the write."""
+    vault = Vault(Fernet.generate_key())
+    row = add(session, vault)
+    assert row.id is not None
+    key_id, engine = row.id, session.get_bind()
+    assert isinstance(engine, Engine)
+    seen = datetime.now(UTC)
+    writer = engine.connect()
+    enabled: list[str] = []
+
+    def enable() -> None:
+        with Session(engine) as other:
+            realkeys_repo.enable_real_key(
+                session=other, provider="openai", label="main", actor="op"
+            )
+
+    def enable_after_a_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn is writer and statement.lstrip().upper().startswith("SELECT") and not enabled:
+            enable()
+            enabled.append(statement)
+
+    event.listen(engine, "after_cursor_execute", enable_after_a_read)
+    try:
+        with Session(bind=writer) as s:
+            realkeys_repo.record_health(
+                session=s,
+                key_id=key_id,
+                status="cooling",
+                cooldown_until=None,
+                auth_failures=1,
+                last_error="upstream 401",
+                observed_at=seen,
+            )
+    finally:
+        event.remove(engine, "after_cursor_execute", enable_after_a_read)
+        writer.close()
+    if not enabled:  # the write read nothing first: the enable comes after it
+        with Session(engine) as other:
+            realkeys_repo.enable_real_key(
+                session=other, provider="openai", label="main", actor="op"
+            )
+    session.expire_all()
+    stored = session.get(RealKey, key_id)
+    assert stored is not None and stored.status == "healthy"
+
+
+def test_a_rejection_committed_while_an_enable_runs_does_not_keep_the_key_out(
+    session: Session,
+) -> None:
+    """The operator's ``enable`` reads the key healthy; the gateway's writer then commits a
+    rejection it saw before the enable; the enable writes. The enable is the later word:
+    the key serves (it used to stay cooling: only the columns the enable saw change were
+    written)."""
+    vault = Vault(Fernet.generate_key())
+    row = add(session, vault)
+    assert row.id is not None
+    key_id, engine = row.id, session.get_bind()
+    assert isinstance(engine, Engine)
+    seen = datetime.now(UTC)
+    operator = engine.connect()
+    late: list[threading.Thread] = []
+
+    def write_rejection() -> None:
+        with Session(engine) as s:
+            realkeys_repo.record_health(
+                session=s,
+                key_id=key_id,
+                status="cooling",
+                cooldown_until=None,
+                auth_failures=1,
+                last_error="upstream 401",
+                observed_at=seen,
+            )
+
+    def reject_after_the_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn is operator and statement.lstrip().upper().startswith("SELECT") and not late:
+            late.append(threading.Thread(target=write_rejection))
+            late[0].start()
+            late[0].join(timeout=1)  # PostgreSQL: it waits on the enable's row lock
+
+    event.listen(engine, "after_cursor_execute", reject_after_the_read)
+    try:
+        with Session(bind=operator) as s:
+            realkeys_repo.enable_real_key(session=s, provider="openai", label="main", actor="op")
+    finally:
+        event.remove(engine, "after_cursor_execute", reject_after_the_read)
+        operator.close()
+    assert late
+    late[0].join(timeout=10)
+    session.expire_all()
+    stored = session.get(RealKey, key_id)
+    assert stored is not None and stored.status == "healthy"
