@@ -128,8 +128,9 @@ def enable_real_key(*, session: Session, provider: str, label: str, actor: str) 
     session.exec(
         update(RealKey)
         .where(col(RealKey.id) == row.id)
-        .values(status="healthy", cooldown_until=None, consecutive_auth_failures=0)
-        .values(updated_at=utcnow())
+        .values(
+            status="healthy", cooldown_until=None, consecutive_auth_failures=0, updated_at=utcnow()
+        )
     )
     record_event(
         session=session,
