@@ -65,6 +65,13 @@ class InvalidAttribution(GatewayError):
     category = "invalid_request"
 
 
+class InvalidRequest(GatewayError):
+    """A request no HTTP client sends, refused before anything of it reaches the provider."""
+
+    status, code = 400, "invalid_request"
+    category = "invalid_request"
+
+
 class InvalidKey(GatewayError):
     status, code = 401, "invalid_key"
     category = "authentication"

@@ -20,6 +20,7 @@ from addon.errors import (
     GatewayError,
     GatewayFault,
     InvalidAttribution,
+    InvalidRequest,
     NoRealKey,
     NotAllowed,
     NotRecording,
@@ -92,7 +93,7 @@ class Admit:
         state = FlowState(
             provider=provider,
             api=provider.api_for(flow.request.method, path),
-            endpoint=path.split("?", 1)[0][:200],
+            endpoint=path.split("?", 1)[0].split("#", 1)[0][:200],
             flow=flow,
             model=provider.model_in_path(path) if provider.model_in_path else None,
         )
@@ -126,6 +127,11 @@ class Admit:
         state.key = auth.check_key(presented, info, provider.name, now)
         if isinstance(named, ValueError):  # after the key check: strangers get their 401
             raise InvalidAttribution(str(named))
+        if "#" in flow.request.path:  # the query parser stops there: a key behind it would go on
+            raise InvalidRequest(
+                "The request target holds a fragment ('#'), which HTTP clients never send;"
+                " not forwarded."
+            )
         state.end_user, state.tags = named.user, named.tags_text
         flow.metadata["tollkeeper"] = {
             "request_id": state.request_id,

@@ -165,3 +165,25 @@ async def test_reject_answers_in_the_providers_shape(env):
     reject(f, state, NotAllowed("no"))
     assert f.response.status_code == 403 and state.rejected is not None
     assert json.loads(f.response.content)["error"]["message"] == "no"
+
+
+async def test_a_request_target_with_a_fragment_is_refused_and_its_key_never_goes_on(env):
+    """``?key=#&key=<virtual key>``: mitmproxy's query stops at the ``#``, so the key
+    behind it would be neither seen nor removed, and would reach the provider."""
+    f = chat_flow(env.key)
+    f.request.path = f"/v1/chat/completions?key=#&key={env.key}"
+    await env.part(Admit).requestheaders(f)
+    assert f.response is not None and f.response.status_code == 400
+    assert f.response.headers["x-tollkeeper-error"] == "invalid_request"
+    state = env.gw.gateway.flows.get(f)
+    assert state is not None and state.rejected is not None
+    assert state.endpoint == "/v1/chat/completions"
+    assert state.secret is None  # refused before a real key was picked
+
+
+async def test_a_fragment_behind_no_valid_key_still_gets_the_401(env):
+    f = chat_flow("tk-abcdefghij-" + "1" * 40)
+    f.request.path = "/v1/chat/completions#key=whatever"
+    await env.part(Admit).requestheaders(f)
+    assert f.response is not None and f.response.status_code == 401
+    assert env.gw.gateway.flows.get(f).endpoint == "/v1/chat/completions"
