@@ -127,11 +127,7 @@ class Admit:
         state.key = auth.check_key(presented, info, provider.name, now)
         if isinstance(named, ValueError):  # after the key check: strangers get their 401
             raise InvalidAttribution(str(named))
-        if "#" in flow.request.path:  # the query parser stops there: a key behind it would go on
-            raise InvalidRequest(
-                "The request target holds a fragment ('#'), which HTTP clients never send;"
-                " not forwarded."
-            )
+        self._check_target(flow.request.path)
         state.end_user, state.tags = named.user, named.tags_text
         flow.metadata["tollkeeper"] = {
             "request_id": state.request_id,
@@ -176,6 +172,19 @@ class Admit:
         if rt.config.upstream_timeout_s:
             loop = asyncio.get_running_loop()
             state.timer = loop.call_later(rt.config.upstream_timeout_s, self._timeout, flow)
+
+    @staticmethod
+    def _check_target(path: str) -> None:
+        """What is left of the path once credentials are gone must carry none: the query
+        view stops at a ``#`` (a key behind it would go on), and a path segment is no place
+        for a virtual key."""
+        if "#" in path:
+            raise InvalidRequest(
+                "The request target holds a fragment ('#'), which HTTP clients never send;"
+                " not forwarded."
+            )
+        if auth.carries_key(path):
+            raise InvalidRequest("The request path holds a virtual key; not forwarded.")
 
     @staticmethod
     def _take_attribution(headers: http.Headers) -> attribution.Attribution | ValueError:

@@ -187,3 +187,11 @@ async def test_a_fragment_behind_no_valid_key_still_gets_the_401(env):
     await env.part(Admit).requestheaders(f)
     assert f.response is not None and f.response.status_code == 401
     assert env.gw.gateway.flows.get(f).endpoint == "/v1/chat/completions"
+
+
+async def test_a_virtual_key_in_a_path_segment_is_refused(env):
+    f = chat_flow(env.key)
+    f.request.path = f"/v1/{env.key}/chat/completions"
+    await env.part(Admit).requestheaders(f)
+    assert f.response is not None and f.response.status_code == 400
+    assert "path holds a virtual key" in f.response.text
