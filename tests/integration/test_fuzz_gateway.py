@@ -67,10 +67,25 @@ CHAT = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}
 PATHS = ["/v1/chat/completions", "/v1/../../x", "//", "/v1/x?%zz", "/v1/chat/completions?a=1"]
 
 
+# where else a client may put a key: a path segment, a ";"-joined or percent-encoded query
+# parameter, a fragment, a cookie; only keys and plain words go there (a bare "tk-" in a
+# path is no key, and would be forwarded)
+SMUGGLED = ["path", "semicolon", "encoded", "fragment", "cookie"]
+SMUGGLED_VALUE = st.one_of(
+    st.just(VALID),
+    st.sampled_from(["tk-abcdefghij-" + "0" * 40, "sk-proj-x"]),
+    st.text("abcxyz019", min_size=1, max_size=8),
+)
+
+
 @st.composite
 def client_requests(draw: st.DrawFn) -> dict:
-    places = draw(st.lists(st.sampled_from(["bearer", "x-api-key", "query", "goog"]), max_size=3))
-    creds = [draw(st.one_of(st.just(VALID), KEYISH, PRINTABLE)) for _ in places]
+    kinds = st.sampled_from(["bearer", "x-api-key", "query", "goog", *SMUGGLED])
+    places = draw(st.lists(kinds, max_size=3))
+    creds = [
+        draw(SMUGGLED_VALUE if p in SMUGGLED else st.one_of(st.just(VALID), KEYISH, PRINTABLE))
+        for p in places
+    ]
     if draw(st.booleans()):
         places, creds = ["bearer", *places], [VALID, *creds]
     body = draw(
@@ -92,18 +107,29 @@ def client_requests(draw: st.DrawFn) -> dict:
 
 def _raw(path: str, creds: list[tuple[str, str]], body: bytes = CHAT, huge: int = 0) -> bytes:
     headers = ["Host: api.openai.com", "Content-Type: application/json", "Connection: close"]
-    query = []
+    query, fragment = [], ""
     for place, value in creds:
         if place == "bearer":
             headers.append(f"Authorization: Bearer {value}")
         elif place == "query":
             query.append(f"key={value}")
+        elif place == "semicolon":
+            query.append(f"alt=sse;key={value}")
+        elif place == "encoded":
+            query.append(f"%6Bey={value}")
+        elif place == "path":
+            path = f"/{value}{path}"
+        elif place == "fragment":
+            fragment += f"#key={value}"
+        elif place == "cookie":
+            headers.append(f"Cookie: session={value}")
         else:
             headers.append(f"{'x-api-key' if place == 'x-api-key' else 'x-goog-api-key'}: {value}")
     if huge:
         headers.append("X-Huge: " + "a" * huge)
     if query:
         path += ("&" if "?" in path else "?") + "&".join(query)
+    path += fragment
     headers.append(f"Content-Length: {len(body)}")
     head = f"POST {path} HTTP/1.1\r\n" + "\r\n".join(headers) + "\r\n\r\n"
     return head.encode() + body
@@ -241,6 +267,8 @@ FUZZ = settings(
         "body": b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}',
     }
 )
+@example(req={"path": "/v1/chat/completions", "creds": [("bearer", VALID), ("path", VALID)],
+              "huge": 0, "body": CHAT})  # fmt: skip
 def test_hostile_clients_never_reach_the_upstream_without_a_valid_key(world, req):
     stack, up, keys = world
     key = keys["fuzz"]
