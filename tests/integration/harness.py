@@ -32,10 +32,20 @@ ADDON = ROOT / "addon" / "gateway.py"
 START_TIMEOUT_S = 90.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now that this process has not been given before: the kernel may hand
+    the same port out again once its socket is closed, and two listeners of one mitmdump
+    on one address make it refuse to start ("Cannot spawn multiple servers")."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def base_env(home: Path, db_url: str | None = None) -> dict[str, str]:
