@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from addon.store import realkeys_repo
@@ -222,53 +224,74 @@ def test_health_seen_before_an_enable_does_not_undo_it(session: Session, vault: 
     )
 
 
+def _write_late_rejection(bind: Engine | Connection, key_id: int, seen: datetime) -> None:
+    """The writer thread persisting a rejection it observed at ``seen``."""
+    with Session(bind=bind) as s:
+        realkeys_repo.record_health(
+            session=s,
+            key_id=key_id,
+            status="cooling",
+            cooldown_until=None,
+            auth_failures=1,
+            last_error="upstream 401",
+            observed_at=seen,
+        )
+
+
+def _enable(engine: Engine) -> None:
+    """The operator's ``providers enable``, from another connection."""
+    with Session(engine) as s:
+        realkeys_repo.enable_real_key(session=s, provider="openai", label="main", actor="op")
+
+
+@contextlib.contextmanager
+def _after_first_select(
+    engine: Engine, conn: Connection, then: Callable[[], None]
+) -> Iterator[list[str]]:
+    """Run ``then`` right after the first SELECT ``conn`` executes; yields the statements
+    it ran after (empty when ``conn`` read nothing)."""
+    done: list[str] = []
+
+    def hook(on: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if on is conn and statement.lstrip().upper().startswith("SELECT") and not done:
+            done.append(statement)
+            then()
+
+    event.listen(engine, "after_cursor_execute", hook)
+    try:
+        yield done
+    finally:
+        event.remove(engine, "after_cursor_execute", hook)
+
+
+def _key(session: Session) -> tuple[int, Engine]:
+    row = add(session, Vault(Fernet.generate_key()))
+    engine = session.get_bind()
+    assert row.id is not None and isinstance(engine, Engine)
+    return row.id, engine
+
+
+def _status(session: Session, key_id: int) -> str:
+    session.expire_all()
+    stored = session.get(RealKey, key_id)
+    assert stored is not None
+    return stored.status
+
+
 def test_an_enable_committed_while_a_late_rejection_is_written_stays(session: Session) -> None:
     """The writer thread records a rejection while an operator's ``enable`` (another
     process) commits. Whatever the writer reads of the row before it writes, an enable
     committed right after that read is newer news and must survive the write."""
-    vault = Vault(Fernet.generate_key())
-    row = add(session, vault)
-    assert row.id is not None
-    key_id, engine = row.id, session.get_bind()
-    assert isinstance(engine, Engine)
+    key_id, engine = _key(session)
     seen = datetime.now(UTC)
-    writer = engine.connect()
-    enabled: list[str] = []
-
-    def enable() -> None:
-        with Session(engine) as other:
-            realkeys_repo.enable_real_key(
-                session=other, provider="openai", label="main", actor="op"
-            )
-
-    def enable_after_a_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if conn is writer and statement.lstrip().upper().startswith("SELECT") and not enabled:
-            enable()
-            enabled.append(statement)
-
-    event.listen(engine, "after_cursor_execute", enable_after_a_read)
-    try:
-        with Session(bind=writer) as s:
-            realkeys_repo.record_health(
-                session=s,
-                key_id=key_id,
-                status="cooling",
-                cooldown_until=None,
-                auth_failures=1,
-                last_error="upstream 401",
-                observed_at=seen,
-            )
-    finally:
-        event.remove(engine, "after_cursor_execute", enable_after_a_read)
-        writer.close()
-    if not enabled:  # the write read nothing first: the enable comes after it
-        with Session(engine) as other:
-            realkeys_repo.enable_real_key(
-                session=other, provider="openai", label="main", actor="op"
-            )
-    session.expire_all()
-    stored = session.get(RealKey, key_id)
-    assert stored is not None and stored.status == "healthy"
+    with (
+        engine.connect() as writer,
+        _after_first_select(engine, writer, lambda: _enable(engine)) as read,
+    ):
+        _write_late_rejection(writer, key_id, seen)
+    if not read:  # the write read nothing first: the enable comes after it
+        _enable(engine)
+    assert _status(session, key_id) == "healthy"
 
 
 def test_a_rejection_committed_while_an_enable_runs_does_not_keep_the_key_out(
@@ -278,42 +301,20 @@ def test_a_rejection_committed_while_an_enable_runs_does_not_keep_the_key_out(
     rejection it saw before the enable; the enable writes. The enable is the later word:
     the key serves (it used to stay cooling: only the columns the enable saw change were
     written)."""
-    vault = Vault(Fernet.generate_key())
-    row = add(session, vault)
-    assert row.id is not None
-    key_id, engine = row.id, session.get_bind()
-    assert isinstance(engine, Engine)
+    key_id, engine = _key(session)
     seen = datetime.now(UTC)
-    operator = engine.connect()
-    late: list[threading.Thread] = []
+    late = threading.Thread(target=_write_late_rejection, args=(engine, key_id, seen))
 
-    def write_rejection() -> None:
-        with Session(engine) as s:
-            realkeys_repo.record_health(
-                session=s,
-                key_id=key_id,
-                status="cooling",
-                cooldown_until=None,
-                auth_failures=1,
-                last_error="upstream 401",
-                observed_at=seen,
-            )
+    def reject() -> None:
+        late.start()
+        late.join(timeout=1)  # PostgreSQL: it waits on the enable's row lock
 
-    def reject_after_the_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if conn is operator and statement.lstrip().upper().startswith("SELECT") and not late:
-            late.append(threading.Thread(target=write_rejection))
-            late[0].start()
-            late[0].join(timeout=1)  # PostgreSQL: it waits on the enable's row lock
-
-    event.listen(engine, "after_cursor_execute", reject_after_the_read)
-    try:
-        with Session(bind=operator) as s:
-            realkeys_repo.enable_real_key(session=s, provider="openai", label="main", actor="op")
-    finally:
-        event.remove(engine, "after_cursor_execute", reject_after_the_read)
-        operator.close()
-    assert late
-    late[0].join(timeout=10)
-    session.expire_all()
-    stored = session.get(RealKey, key_id)
-    assert stored is not None and stored.status == "healthy"
+    with (
+        engine.connect() as operator,
+        _after_first_select(engine, operator, reject) as read,
+        Session(bind=operator) as s,
+    ):
+        realkeys_repo.enable_real_key(session=s, provider="openai", label="main", actor="op")
+    assert read
+    late.join(timeout=10)
+    assert _status(session, key_id) == "healthy"
