@@ -33,7 +33,6 @@ WITHOUT_TEST_FILE: dict[str, str] = {
     "addon/metering/usage.py": "the Usage value type; used by every test in tests/unit/metering",
     "addon/migrations/env.py": "Alembic's env script; run by tests/unit/store/test_migrations.py",
     "addon/moments.py": "--since/--until parsing; tests/cli/test_cli_parse.py",
-    "addon/options.py": "mitmproxy options; tests/addon (configure) and tests/integration",
     "addon/pricing/charge.py": "media charges; tests/unit/pricing/test_media.py",
     "addon/pricing/price.py": "the Price value type; tests/unit/pricing/test_cost.py, test_table",
     "addon/providers/base.py": "provider base types; tests/unit/providers/test_registry.py",

@@ -1,4 +1,5 @@
-"""The reservation option reaches the config and refuses nonsense."""
+"""Options reach the config and refuse nonsense: the output reservation, the flush interval
+(the alert webhook options: test_options_alerts.py)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,14 @@ def test_the_output_reservation_reaches_the_config(tmp_path: Path) -> None:
 def test_a_negative_output_reservation_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tollkeeper_reserve_output_tokens"):
         options.parse(_options(tmp_path, tollkeeper_reserve_output_tokens=-1))
+
+
+def test_the_flush_interval_reaches_the_config(tmp_path: Path) -> None:
+    assert options.parse(_options(tmp_path)).flush_s == 0.25
+    assert options.parse(_options(tmp_path, tollkeeper_flush_ms=20)).flush_s == 0.02
+
+
+@pytest.mark.parametrize("ms", [0, 9, 60_001])
+def test_a_flush_interval_out_of_range_is_refused(tmp_path: Path, ms: int) -> None:
+    with pytest.raises(ValueError, match="tollkeeper_flush_ms must be between 10 and 60000"):
+        options.parse(_options(tmp_path, tollkeeper_flush_ms=ms))
