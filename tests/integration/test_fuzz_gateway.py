@@ -264,11 +264,17 @@ FUZZ = settings(
         "path": "/v1/chat/completions",
         "creds": [("bearer", VALID), ("query", "#"), ("x-api-key", VALID), ("query", VALID)],
         "huge": 0,
-        "body": b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}',
+        "body": CHAT,
     }
 )
-@example(req={"path": "/v1/chat/completions", "creds": [("bearer", VALID), ("path", VALID)],
-              "huge": 0, "body": CHAT})  # fmt: skip
+@example(
+    req={
+        "path": "/v1/chat/completions",
+        "creds": [("bearer", VALID), ("path", VALID)],
+        "huge": 0,
+        "body": CHAT,
+    }
+)
 def test_hostile_clients_never_reach_the_upstream_without_a_valid_key(world, req):
     stack, up, keys = world
     key = keys["fuzz"]

@@ -11,18 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from integration.harness import free_port
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
 from addon.hooks.admin_listener import AdminListener
 from addon.hooks.lifecycle import RuntimeHost, Shutdown
 from addon.hooks.shared import Shared
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -54,7 +49,7 @@ def test_a_bad_address_is_refused_at_configure(chain):
 
 def test_the_listener_starts_when_running_and_serves_the_runtimes_checks(chain):
     listener, tctx = chain
-    port = _free_port()
+    port = free_port()
     tctx.configure(listener, tollkeeper_admin=f"127.0.0.1:{port}")
     assert listener.server is None  # not before mitmproxy runs
     listener.running()
@@ -66,8 +61,7 @@ def test_the_listener_starts_when_running_and_serves_the_runtimes_checks(chain):
 
 def test_a_changed_address_moves_the_listener_and_off_stops_it(chain):
     listener, tctx = chain
-    first = _free_port()
-    second = next(p for p in iter(_free_port, None) if p != first)  # the kernel may repeat one
+    first, second = free_port(), free_port()
     tctx.configure(listener, tollkeeper_admin=f"127.0.0.1:{first}")
     listener.running()
     listener.shared.loop = object()  # type: ignore[assignment]  # "running"
