@@ -175,10 +175,21 @@ async def test_a_request_target_with_a_fragment_is_refused_and_its_key_never_goe
     await env.part(Admit).requestheaders(f)
     assert f.response is not None and f.response.status_code == 400
     assert f.response.headers["x-tollkeeper-error"] == "invalid_request"
+    assert "fragment" in f.response.text
     state = env.gw.gateway.flows.get(f)
     assert state is not None and state.rejected is not None
     assert state.endpoint == "/v1/chat/completions"
     assert state.secret is None  # refused before a real key was picked
+
+
+async def test_a_fragment_is_refused_whatever_it_hides(env):
+    """Not only a virtual key: a provider key or any parameter behind the ``#`` would go
+    on unseen too."""
+    f = chat_flow(env.key)
+    f.request.path = "/v1/chat/completions?alt=sse#&key=AIzaSyFake0000000000000000000000000000"
+    await env.part(Admit).requestheaders(f)
+    assert f.response is not None and f.response.status_code == 400
+    assert "fragment" in f.response.text
 
 
 async def test_a_fragment_behind_no_valid_key_still_gets_the_401(env):
