@@ -17,7 +17,7 @@ import anthropic
 import openai
 import pytest
 from fakes.upstream import FakeUpstream
-from integration.harness import Cli, GatewayProcess
+from integration.harness import STARTED, Cli, GatewayProcess
 
 OPENAI_REAL = "sk-proj-REALopenaiKEY0000000000000000000000000001"
 ANTHROPIC_REAL = "sk-ant-api03-REALanthropicKEY00000000000000000001"
@@ -133,6 +133,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     """A gateway of the test's own, for tests that restart it or change its pools."""
     yield from build_stack(tmp_path)
+
+
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the log tail of every gateway that ran during it:
+    a failure seen once in CI can then be read, not only rerun."""
+    report = yield
+    if report.failed and call.when in ("setup", "call"):
+        for gw in STARTED:
+            if gw.ran_since(call.start):
+                tail = "\n".join(gw.log().splitlines()[-LOG_TAIL_LINES:])
+                report.sections.append((f"gateway log {gw.log_path}", tail))
+    return report
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,7 @@ START_TIMEOUT_S = 90.0
 
 
 _HANDED_OUT: set[int] = set()
+STARTED: list[GatewayProcess] = []  # every gateway this process started, for failure reports
 
 
 def free_port() -> int:
@@ -159,6 +160,7 @@ class GatewayProcess:
         self._pick_ports()
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stopped_at: float | None = None  # time.time() of the last stop
 
     def _pick_ports(self) -> None:
         targets = {
@@ -247,6 +249,9 @@ class GatewayProcess:
         for m in self.modes:
             args += ["--mode", m]
         args += self.extra_args
+        self.stopped_at = None
+        if self not in STARTED:
+            STARTED.append(self)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args,
@@ -275,6 +280,12 @@ class GatewayProcess:
         raise RuntimeError(f"mitmdump did not start:\n{self.log()}")
 
     def stop(self) -> int | None:
+        try:
+            return self._stop()
+        finally:
+            self.stopped_at = self.stopped_at or time.time()
+
+    def _stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGINT)
@@ -283,6 +294,10 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+    def ran_since(self, moment: float) -> bool:
+        """Started and not stopped before ``moment`` (a ``time.time()`` reading)."""
+        return self.proc is not None and (self.stopped_at is None or self.stopped_at >= moment)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
