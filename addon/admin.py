@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT = "127.0.0.1:8089"
 TOKEN_ENV = "TOLLKEEPER_ADMIN_TOKEN"  # noqa: S105 - a variable name
 TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
+# serve_forever checks for a shutdown this often: stop() (and so every gateway exit) waits
+# up to one interval; the stdlib default of 0.5 s made SIGTERM and SIGINT half a second slower
+POLL_S = 0.05
 
 Checks = Callable[[], dict[str, str]]  # check name -> "ok" or what is wrong
 # The page's own scripts and styles are inline; nothing else may load, nor frame it.
@@ -104,7 +107,10 @@ class AdminServer:
         self._server.daemon_threads = True
         self.address = self._server.server_address[:2]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="tollkeeper-admin", daemon=True
+            target=self._server.serve_forever,
+            args=(POLL_S,),
+            name="tollkeeper-admin",
+            daemon=True,
         )
 
     def start(self) -> AdminServer:
