@@ -250,10 +250,14 @@ class KeyCache:
         self._thread = threading.Thread(target=self._run, name="tollkeeper-keycache", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the refresh thread to end after the refresh it runs (never waits)."""
         self._stop.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.request_stop()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout_s)  # a daemon: a hung refresh is left behind
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

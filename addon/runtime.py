@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -37,6 +38,8 @@ from addon.vault import Vault, VaultError, load_master_key, unreadable
 from addon.writer import UsageWriter
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 1.0  # see Runtime.stop
 
 
 class Runtime:
@@ -176,10 +179,16 @@ class Runtime:
         self.alerts.start()
 
     def stop(self) -> None:
-        self.cache.stop()
+        """The writer has its own budget: it keeps every record. The key refresh and the
+        housekeeping are told to end first and then share ``STOP_GRACE_S``: their last round
+        can wait for the next start, and a hanging database must not hold up SIGTERM."""
+        self.cache.request_stop()
+        self.sweeper.request_stop()
         self.lookups.stop()
         self.admission.stop()
         self.writer.stop()
         self.alerts.stop()  # after the writer: its last commits are checked too
-        self.sweeper.stop()
+        until = time.monotonic() + STOP_GRACE_S
+        self.cache.stop(timeout_s=max(0.0, until - time.monotonic()))
+        self.sweeper.stop(timeout_s=max(0.0, until - time.monotonic()))
         self.engine.dispose()

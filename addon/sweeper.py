@@ -14,17 +14,20 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from addon.deadline import DeadlineRunner
 from addon.store import instances_repo, limits_repo
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+DEREGISTER_MIN_S = 0.5
 PROCESS_STARTED = datetime.now(UTC)  # at import: this process's instances start later
 
 
@@ -79,15 +82,29 @@ class Sweeper:
         self._thread = threading.Thread(target=self._run, name="tollkeeper-sweeper", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the thread to end after the round it runs (never waits)."""
         self._stop.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """End the thread and deregister, within about ``timeout_s`` (at least
+        ``DEREGISTER_MIN_S`` for the deregistration): a database that hangs must not hold up
+        the gateway's exit, and another gateway releases what this one left once its
+        heartbeat is stale."""
+        until = time.monotonic() + timeout_s
+        self.request_stop()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout_s)  # a daemon: a hung round is left behind
         try:
-            with Session(self._engine) as s:
-                instances_repo.deregister(session=s, instance_id=self.instance_id)
+            DeadlineRunner("tollkeeper-deregister").call(
+                self._deregister, max(DEREGISTER_MIN_S, until - time.monotonic())
+            )
         except Exception as e:  # noqa: BLE001 - others release it once its heartbeat is stale
             log.warning("tollkeeper: could not deregister this gateway instance (%s)", e)
+
+    def _deregister(self) -> None:
+        with Session(self._engine) as s:
+            instances_repo.deregister(session=s, instance_id=self.instance_id)
 
     def _release_dead(self, now: datetime) -> int:
         with Session(self._engine) as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -423,3 +424,26 @@ def test_the_thread_survives_failures_and_recovers(
     wait_for(lambda: cache.keys[key_id].revoked)
     wait_for(lambda: "works again" in caplog.text)
     assert caplog.text.count("refresh failed") == 1  # logged once per outage, not per tick
+
+
+def test_stop_leaves_a_hung_refresh_behind_after_its_timeout(
+    engine: Engine, cache: KeyCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that hangs mid-refresh must not hold up the gateway's exit."""
+    cache.start()
+    entered, release = threading.Event(), threading.Event()
+
+    def hang(force: bool = False) -> None:
+        entered.set()
+        release.wait(30)
+
+    monkeypatch.setattr(cache, "refresh", hang)
+    try:
+        assert entered.wait(10)  # the thread's next round is now stuck
+        stopper = threading.Thread(target=cache.stop, kwargs={"timeout_s": 0.05})
+        stopper.start()
+        stopper.join(2)  # the default timeout is 5 s
+        assert not stopper.is_alive()  # returned although the refresh still hangs
+        assert cache._thread is not None and cache._thread.is_alive()
+    finally:
+        release.set()

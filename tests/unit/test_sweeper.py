@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import Session, col, select
 
 from addon.store import instances_repo
@@ -91,3 +93,42 @@ def test_a_second_runtime_in_the_same_process_keeps_the_first_ones_reservations(
     second.stop()
     first.stop()
     engine.dispose()
+
+
+def test_stop_deregisters(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    sweeper = Sweeper(engine, interval_s=3600)
+    sweeper.start()
+    sweeper.stop()
+    with Session(engine) as s:
+        assert s.get(GatewayInstance, sweeper.instance_id) is None
+    engine.dispose()
+
+
+def test_stop_gives_up_on_a_hanging_database_and_says_so(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither a round stuck in the database nor a deregistration that hangs holds up the
+    gateway's exit; another gateway releases the instance once its heartbeat is stale."""
+    engine = open_store(sqlite_url)
+    sweeper = Sweeper(engine, interval_s=0.01)
+    sweeper.start()
+    entered, release = threading.Event(), threading.Event()
+
+    def hang(*args: object, **kwargs: object) -> int:
+        entered.set()
+        release.wait(30)
+        return 0
+
+    monkeypatch.setattr(instances_repo, "heartbeat", hang)
+    monkeypatch.setattr(instances_repo, "deregister", hang)
+    try:
+        assert entered.wait(10)  # the thread's round hangs
+        stopper = threading.Thread(target=sweeper.stop, kwargs={"timeout_s": 0.05})
+        stopper.start()
+        stopper.join(3)  # a round: 0.05 s; the deregistration: DEREGISTER_MIN_S
+        assert not stopper.is_alive()
+        assert "could not deregister this gateway instance" in caplog.text
+    finally:
+        release.set()
+        engine.dispose()
