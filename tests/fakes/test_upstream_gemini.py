@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import socket
 import time
 import zlib
 from collections.abc import Iterator
@@ -426,3 +427,24 @@ async def test_sdk_async_stream(up: FakeUpstream, monkeypatch: pytest.MonkeyPatc
         client.close()
     assert chunks[-1].usage_metadata.thoughts_token_count == 260
     assert "".join(chunk.text for chunk in chunks) == payloads.REPLY_TEXT
+
+
+@pytest.mark.parametrize("path", [SSE + "&key=gk-q", STREAM + "?key=gk-q"])
+def test_streams_take_the_wire_parameters_like_every_provider(up: FakeUpstream, path: str) -> None:
+    """``split`` and ``framing=close`` reach Gemini's streams too (the wire tests rely on it)."""
+    status, _, cut, done = raw_exchange(up, path, gemini_body(), "x-fake-scenario: ok; split=7\r\n")
+    assert status == "HTTP/1.1 200 OK" and done
+    assert b"".join(chunk for _, chunk in cut) == up.sent_bodies[-1]
+    assert len(cut) > 100 and {len(chunk) for _, chunk in cut[:-1]} == {7}
+    body = json.dumps(gemini_body()).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"x-fake-scenario: ok; framing=close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", up.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        data = b"".join(iter(lambda: sock.recv(65536), b""))  # ends when the server closes
+    head_part, _, payload = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head_part.lower()
+    assert b"content-length" not in head_part.lower()
+    assert payload == up.sent_bodies[-1] and payload.endswith((b"\r\n\r\n", b"]"))

@@ -568,6 +568,7 @@ class FakeUpstream:
             reply = Reply(200, [("content-type", gemini_payloads.CONTENT_TYPE)], events=events)
         reply.delay = float(params.get("delay", self.event_delay))
         _apply(reply, name, params, api, headers)
+        _framing(reply, params)
         return reply
 
     def _status(
