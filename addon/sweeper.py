@@ -95,12 +95,13 @@ class Sweeper:
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)  # a daemon: a hung round is left behind
+        runner = DeadlineRunner("tollkeeper-deregister")
         try:
-            DeadlineRunner("tollkeeper-deregister").call(
-                self._deregister, max(DEREGISTER_MIN_S, until - time.monotonic())
-            )
+            runner.call(self._deregister, max(DEREGISTER_MIN_S, until - time.monotonic()))
         except Exception as e:  # noqa: BLE001 - others release it once its heartbeat is stale
             log.warning("tollkeeper: could not deregister this gateway instance (%s)", e)
+        finally:
+            runner.close()  # its thread ends (after a hung call returns, if ever)
 
     def _deregister(self) -> None:
         with Session(self._engine) as s:

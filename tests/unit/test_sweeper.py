@@ -132,3 +132,16 @@ def test_stop_gives_up_on_a_hanging_database_and_says_so(
     finally:
         release.set()
         engine.dispose()
+
+
+def test_stop_leaves_no_thread_behind(sqlite_url: str) -> None:
+    """A runtime replaced on every options change must not leave a thread each time."""
+    engine = open_store(sqlite_url)
+    sweeper = Sweeper(engine, interval_s=3600)
+    sweeper.start()
+    sweeper.stop()
+    deadline = time.monotonic() + 10
+    while any(t.name == "tollkeeper-deregister" for t in threading.enumerate()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    engine.dispose()
